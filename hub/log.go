@@ -1,0 +1,61 @@
+package hub
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"sync"
+)
+
+// LevelTrace is below slog.LevelDebug: nats-server's protocol traces.
+const LevelTrace = slog.LevelDebug - 4
+
+// natsLogger routes nats-server's log calls into slog. nats-server calls
+// Fatalf where it would otherwise exit the process (a listener that cannot
+// bind, a corrupt JetStream store); the first such error is kept and Run
+// returns it, so only main decides to exit.
+type natsLogger struct {
+	log   *slog.Logger
+	once  sync.Once
+	fatal chan error // buffered, capacity 1
+}
+
+func newNATSLogger(log *slog.Logger) *natsLogger {
+	return &natsLogger{log: log.With("component", "nats"), fatal: make(chan error, 1)}
+}
+
+func (l *natsLogger) emit(level slog.Level, format string, v []any) {
+	if !l.log.Enabled(context.Background(), level) {
+		return
+	}
+	l.log.Log(context.Background(), level, fmt.Sprintf(format, v...))
+}
+
+func (l *natsLogger) Noticef(format string, v ...any) { l.emit(slog.LevelInfo, format, v) }
+func (l *natsLogger) Warnf(format string, v ...any)   { l.emit(slog.LevelWarn, format, v) }
+func (l *natsLogger) Errorf(format string, v ...any)  { l.emit(slog.LevelError, format, v) }
+func (l *natsLogger) Debugf(format string, v ...any)  { l.emit(slog.LevelDebug, format, v) }
+func (l *natsLogger) Tracef(format string, v ...any)  { l.emit(LevelTrace, format, v) }
+
+func (l *natsLogger) Fatalf(format string, v ...any) {
+	err := fmt.Errorf(format, v...)
+	l.log.Error("nats-server fatal error", "err", err)
+	l.once.Do(func() { l.fatal <- err })
+}
+
+// ParseLevel maps a configured log level name to its slog level.
+func ParseLevel(name string) (slog.Level, error) {
+	switch name {
+	case "trace":
+		return LevelTrace, nil
+	case "debug":
+		return slog.LevelDebug, nil
+	case "info", "":
+		return slog.LevelInfo, nil
+	case "warn":
+		return slog.LevelWarn, nil
+	case "error":
+		return slog.LevelError, nil
+	}
+	return 0, fmt.Errorf("unknown log level %q", name)
+}

@@ -69,14 +69,12 @@ func (h *Hub) Run(ctx context.Context) error {
 		h.stop(false)
 		return nil
 	}
-	if !h.ns.ReadyForConnections(readyTimeout) {
+	if err := h.waitListeners(ctx); err != nil {
 		h.stop(false)
-		select {
-		case err := <-h.nlog.fatal:
-			return fmt.Errorf("start nats-server: %w", err)
-		default:
-			return errors.New("start nats-server: listeners not ready within " + readyTimeout.String())
+		if ctx.Err() != nil {
+			return nil
 		}
+		return fmt.Errorf("start nats-server: %w", err)
 	}
 	if err := h.enableAccountJetStream(); err != nil {
 		h.stop(false)
@@ -101,6 +99,26 @@ func (h *Hub) Run(ctx context.Context) error {
 	case <-stopped:
 		return errors.New("nats-server shut down unexpectedly")
 	}
+}
+
+// waitListeners waits until every listener accepts connections, returning
+// early when nats-server reports a fatal error (a port in use, say) or ctx
+// ends.
+func (h *Hub) waitListeners(ctx context.Context) error {
+	deadline := time.Now().Add(readyTimeout)
+	for !h.ns.ReadyForConnections(50 * time.Millisecond) {
+		select {
+		case err := <-h.nlog.fatal:
+			return err
+		case <-ctx.Done():
+			return ctx.Err()
+		default:
+		}
+		if time.Now().After(deadline) {
+			return errors.New("listeners not ready within " + readyTimeout.String())
+		}
+	}
+	return nil
 }
 
 func (h *Hub) stop(graceful bool) {

@@ -71,6 +71,12 @@ func (c Config) options() (*server.Options, error) {
 		}
 	}
 	c.accountOptions(opts)
+	if opts.SystemAccount == "" {
+		// nats-server creates $SYS anyway; declaring it is what lets
+		// leafnodes and gateways be configured together.
+		opts.SystemAccount = server.DEFAULT_SYSTEM_ACCOUNT
+		opts.Accounts = append(opts.Accounts, server.NewAccount(server.DEFAULT_SYSTEM_ACCOUNT))
+	}
 	return opts, nil
 }
 

@@ -58,7 +58,7 @@ func TestIntegrationLeafNodeBoundToAccount(t *testing.T) {
 	seed, public := newUserKey(t)
 	cfg := testConfig(t)
 	cfg.Accounts = map[string]hub.Account{
-		"acme": {Users: []hub.User{{NKey: public}, {User: "ops", Password: "ops-secret"}}},
+		"acme":  {Users: []hub.User{{NKey: public}, {User: "ops", Password: "ops-secret"}}},
 		"other": {Users: []hub.User{{User: "intruder", Password: "x"}}},
 	}
 	h := startHub(t, cfg)

@@ -44,11 +44,11 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	var configPath string
 	started := false // set once cobra has parsed a valid command line
 	root := &cobra.Command{
-		Use:           program + " [run|check-config|version] [flags]",
-		Short:         "Canopy's datacenter hub: NATS, JetStream and the leafnode listener for devices",
-		Args:          cobra.NoArgs,
-		SilenceUsage:  true,
-		SilenceErrors: true,
+		Use:              program + " [run|check-config|version] [flags]",
+		Short:            "Canopy's datacenter hub: NATS, JetStream and the leafnode listener for devices",
+		Args:             cobra.NoArgs,
+		SilenceUsage:     true,
+		SilenceErrors:    true,
 		PersistentPreRun: func(*cobra.Command, []string) { started = true },
 	}
 	root.SetOut(stdout)

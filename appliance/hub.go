@@ -39,12 +39,7 @@ var HubSettings = []Setting{
 // *ConfigError listing all of them, each with its line or flag.
 func LoadHub(path string, explicit bool, overrides []config.Override) (hub.Config, error) {
 	var cfg hub.Config
-	src, err := loadFile(path, explicit, overrides, &cfg)
-	if err != nil {
-		return hub.Config{}, err
-	}
-	cfg = cfg.WithDefaults()
-	if err := check(src, cfg); err != nil {
+	if err := load(path, explicit, overrides, &cfg, hub.Config.WithDefaults); err != nil {
 		return hub.Config{}, err
 	}
 	return cfg, nil

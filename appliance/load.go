@@ -16,17 +16,22 @@ type ConfigError struct{ Err error }
 func (e *ConfigError) Error() string { return e.Err.Error() }
 func (e *ConfigError) Unwrap() error { return e.Err }
 
+// Problems lists the individual problems, in the order of their lines.
+func (e *ConfigError) Problems() []error { return config.Flatten(e.Err) }
+
 func configError(err error) error { return &ConfigError{Err: err} }
 
 // Validator is a configuration that can check itself after defaults are
 // applied, reporting problems as *config.Error values.
 type Validator interface{ Validate() error }
 
-// loadFile reads the configuration at path into dst, applying overrides.
-// When path is the binary's default path and the file does not exist, the
-// binary runs on defaults (zero configuration); a path given explicitly
-// must exist. It returns where each setting came from.
-func loadFile(path string, explicit bool, overrides []config.Override, dst any) (config.Sources, error) {
+// load reads the configuration at path into *dst, applies overrides and
+// defaults (withDefaults) and validates the result. When path is the
+// binary's default path and the file does not exist, the binary runs on
+// defaults (zero configuration); a path given explicitly must exist. All
+// problems come back at once in a *ConfigError, each placed at its line or
+// flag and sorted by line.
+func load[T Validator](path string, explicit bool, overrides []config.Override, dst *T, withDefaults func(T) T) error {
 	var data []byte
 	name := ""
 	if path != "" {
@@ -37,21 +42,14 @@ func loadFile(path string, explicit bool, overrides []config.Override, dst any) 
 		case errors.Is(err, fs.ErrNotExist) && !explicit:
 			// zero configuration
 		default:
-			return config.Sources{}, configError(fmt.Errorf("read config: %w", err))
+			return configError(fmt.Errorf("read config: %w", err))
 		}
 	}
-	src, err := config.Decode(name, data, overrides, dst)
-	if err != nil {
-		return src, configError(err)
-	}
-	return src, nil
-}
-
-// check validates cfg and places each problem at the line or flag that set
-// the setting.
-func check(src config.Sources, cfg Validator) error {
-	if err := cfg.Validate(); err != nil {
-		return configError(src.Place(err))
+	src, decodeErr := config.Decode(name, data, overrides, dst)
+	*dst = withDefaults(*dst)
+	validateErr := (*dst).Validate()
+	if decodeErr != nil || validateErr != nil {
+		return configError(src.Place(config.Merge(decodeErr, validateErr)))
 	}
 	return nil
 }

@@ -30,8 +30,11 @@ type Hub struct {
 
 // New checks cfg (after applying defaults) and prepares the embedded
 // nats-server without binding any port. Configuration problems come back
-// as *config.Error values, all at once.
+// as *config.Error values, all at once. A nil log discards logs.
 func New(cfg Config, log *slog.Logger) (*Hub, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
 	cfg = cfg.WithDefaults()
 	if err := cfg.Validate(); err != nil {
 		return nil, err

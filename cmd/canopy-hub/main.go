@@ -20,7 +20,6 @@ import (
 
 	"github.com/canopy-iot/canopy/appliance"
 	"github.com/canopy-iot/canopy/hub"
-	"github.com/canopy-iot/canopy/internal/config"
 	"github.com/canopy-iot/canopy/internal/version"
 )
 
@@ -108,7 +107,7 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	case err == nil:
 		return exitOK
 	case errors.As(err, &cfgErr):
-		problems := config.Flatten(cfgErr.Err)
+		problems := cfgErr.Problems()
 		fmt.Fprintf(stderr, "%s: invalid configuration (%d problem%s):\n", program, len(problems), plural(len(problems)))
 		for _, p := range problems {
 			fmt.Fprintf(stderr, "  %v\n", p)

@@ -1,9 +1,12 @@
 package config
 
 import (
+	"cmp"
 	"errors"
 	"fmt"
+	"math"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -45,7 +48,7 @@ func (s Sources) Locate(path string) string {
 }
 
 // Place fills in the location of every *Error inside err that has none and
-// returns err with all its problems joined.
+// returns all its problems joined, in the order of the lines they are on.
 func (s Sources) Place(err error) error {
 	errs := Flatten(err)
 	for _, e := range errs {
@@ -54,7 +57,58 @@ func (s Sources) Place(err error) error {
 			ce.Loc = s.Locate(ce.Path)
 		}
 	}
+	slices.SortStableFunc(errs, func(a, b error) int { return cmp.Compare(lineOf(a), lineOf(b)) })
 	return errors.Join(errs...)
+}
+
+// lineOf is the line an error is on; errors without one sort last.
+func lineOf(err error) int {
+	var ce *Error
+	if errors.As(err, &ce) {
+		if i := strings.LastIndexByte(ce.Loc, ':'); i >= 0 {
+			if n, err := strconv.Atoi(ce.Loc[i+1:]); err == nil {
+				return n
+			}
+		}
+	}
+	return math.MaxInt
+}
+
+// Merge adds to decoding errors the validation errors that concern other
+// settings. Validation runs on what could be decoded, so a setting that
+// failed to decode may look missing or empty to it; those reports would
+// only repeat the decoding error.
+func Merge(decodeErr, validateErr error) error {
+	decoded := Flatten(decodeErr)
+	out := decoded
+	for _, v := range Flatten(validateErr) {
+		if !overlaps(v, decoded) {
+			out = append(out, v)
+		}
+	}
+	return errors.Join(out...)
+}
+
+func overlaps(err error, others []error) bool {
+	var ce *Error
+	if !errors.As(err, &ce) {
+		return false
+	}
+	for _, o := range others {
+		var oe *Error
+		if !errors.As(o, &oe) {
+			continue
+		}
+		if oe.Path == "" || within(ce.Path, oe.Path) || within(oe.Path, ce.Path) {
+			return true
+		}
+	}
+	return false
+}
+
+// within reports whether path is inner or a setting inside it.
+func within(path, inner string) bool {
+	return path == inner || strings.HasPrefix(path, inner+".") || strings.HasPrefix(path, inner+"[")
 }
 
 func parentPath(p string) string {
@@ -75,7 +129,7 @@ func Decode(file string, data []byte, overrides []Override, dst any) (Sources, e
 	if data != nil {
 		var doc yaml.Node
 		if err := yaml.Unmarshal(data, &doc); err != nil {
-			return d.src, &Error{Loc: file, Msg: strings.TrimPrefix(err.Error(), "yaml: ")}
+			return d.src, syntaxError(file, err)
 		}
 		if len(doc.Content) == 1 {
 			root = doc.Content[0]
@@ -87,6 +141,20 @@ func Decode(file string, data []byte, overrides []Override, dst any) (Sources, e
 	}
 	d.decode(root, reflect.ValueOf(dst).Elem(), "")
 	return d.src, errors.Join(d.errs...)
+}
+
+// syntaxError places a YAML parser error ("yaml: line 4: mapping values
+// are not allowed in this context") at its line.
+func syntaxError(file string, err error) error {
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	if rest, ok := strings.CutPrefix(msg, "line "); ok {
+		if num, text, ok := strings.Cut(rest, ": "); ok {
+			if _, err := strconv.Atoi(num); err == nil {
+				return &Error{Loc: file + ":" + num, Msg: text}
+			}
+		}
+	}
+	return &Error{Loc: file, Msg: msg}
 }
 
 type decoder struct {
@@ -170,7 +238,7 @@ func (d *decoder) decode(n *yaml.Node, v reflect.Value, path string) {
 	if n.Kind == yaml.AliasNode {
 		n = n.Alias
 	}
-	if path != "" {
+	if _, ok := d.src.paths[path]; !ok && path != "" {
 		d.src.paths[path] = d.loc(n)
 	}
 	if n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null" {
@@ -234,6 +302,12 @@ func (d *decoder) decodeStruct(n *yaml.Node, v reflect.Value, path string) {
 			d.fail(key, p, "duplicate key")
 		default:
 			seen[key.Value] = true
+			// A setting is located at its key: for a nested mapping the
+			// value's own line would be that of its first child.
+			d.src.paths[p] = d.loc(key)
+			if _, fromFlag := d.flags[val]; fromFlag {
+				d.src.paths[p] = d.loc(val)
+			}
 			d.decode(val, v.Field(idx), p)
 		}
 	}
@@ -257,6 +331,7 @@ func (d *decoder) decodeMap(n *yaml.Node, v reflect.Value, path string) {
 			continue
 		}
 		elem := reflect.New(v.Type().Elem()).Elem()
+		d.src.paths[p] = d.loc(key)
 		d.decode(val, elem, p)
 		m.SetMapIndex(k, elem)
 	}

@@ -1,0 +1,244 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/canopy-iot/canopy/internal/testcert"
+	"github.com/canopy-iot/canopy/internal/wait"
+)
+
+// validConfigs are the files of appliance/testdata/hub that check-config
+// accepts; every other file there must be refused with exit status 2.
+var validConfigs = map[string]bool{"minimal.yaml": true, "full.yaml": true, "cluster.yaml": true, "off.yaml": true}
+
+func TestCheckConfigExitStatus(t *testing.T) {
+	files, err := filepath.Glob("../../appliance/testdata/hub/*.yaml")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no test configurations: %v", err)
+	}
+	dir := t.TempDir()
+	if err := os.Mkdir(filepath.Join(dir, "tls"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	testcert.Write(t, filepath.Join(dir, "tls"))
+	for _, f := range files {
+		abs, _ := filepath.Abs(f)
+		name := filepath.Base(f)
+		t.Run(name, func(t *testing.T) {
+			t.Chdir(dir) // full.yaml names certificates under tls/
+			var stdout, stderr bytes.Buffer
+			code := run(context.Background(), []string{"check-config", "--config", abs}, &stdout, &stderr)
+			want := exitUsage
+			if validConfigs[name] {
+				want = exitOK
+			}
+			if code != want {
+				t.Fatalf("exit status %d, want %d\nstdout: %s\nstderr: %s", code, want, &stdout, &stderr)
+			}
+			if want == exitUsage && !strings.Contains(stderr.String(), "invalid configuration") {
+				t.Fatalf("stderr does not explain the problem: %s", &stderr)
+			}
+			if want == exitOK && !strings.Contains(stdout.String(), "configuration OK") {
+				t.Fatalf("stdout: %s", &stdout)
+			}
+		})
+	}
+}
+
+func TestCommandLine(t *testing.T) {
+	cases := []struct {
+		args       []string
+		code       int
+		stdout     string
+		stderrPart string
+	}{
+		{args: []string{"version"}, code: exitOK, stdout: "canopy-hub dev"},
+		{args: []string{"bogus"}, code: exitUsage, stderrPart: `unknown command "bogus"`},
+		{args: []string{"--no-such-flag"}, code: exitUsage, stderrPart: "unknown flag: --no-such-flag"},
+		{args: []string{"check-config", "--config", "/nonexistent/hub.yaml"}, code: exitUsage, stderrPart: "no such file or directory"},
+		{args: []string{"check-config", "--listen", "127.0.0.1:99999"}, code: exitUsage, stderrPart: `flag --listen: listen: port "99999" out of range`},
+		{args: []string{"run", "--config", "/nonexistent/hub.yaml"}, code: exitUsage, stderrPart: "no such file or directory"},
+	}
+	for _, c := range cases {
+		t.Run(strings.Join(c.args, " "), func(t *testing.T) {
+			var stdout, stderr bytes.Buffer
+			code := run(context.Background(), c.args, &stdout, &stderr)
+			if code != c.code {
+				t.Fatalf("exit status %d, want %d\nstderr: %s", code, c.code, &stderr)
+			}
+			if !strings.HasPrefix(stdout.String(), c.stdout) {
+				t.Fatalf("stdout = %q, want prefix %q", &stdout, c.stdout)
+			}
+			if !strings.Contains(stderr.String(), c.stderrPart) {
+				t.Fatalf("stderr = %q, want it to contain %q", &stderr, c.stderrPart)
+			}
+		})
+	}
+}
+
+var (
+	buildOnce sync.Once
+	binPath   string
+	buildErr  error
+)
+
+// buildBinary builds canopy-hub once for all tests of the package.
+func buildBinary(t *testing.T) string {
+	t.Helper()
+	buildOnce.Do(func() {
+		dir, err := os.MkdirTemp("", "canopy-hub-test")
+		if err != nil {
+			buildErr = err
+			return
+		}
+		binPath = filepath.Join(dir, "canopy-hub")
+		if out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput(); err != nil {
+			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
+		}
+	})
+	if buildErr != nil {
+		t.Fatal(buildErr)
+	}
+	return binPath
+}
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if binPath != "" {
+		os.RemoveAll(filepath.Dir(binPath))
+	}
+	os.Exit(code)
+}
+
+// process is a canopy-hub binary running under a test.
+type process struct {
+	cmd    *exec.Cmd
+	url    string     // client URL from the "hub ready" log line
+	exited chan error // receives cmd.Wait's result
+}
+
+// startBinary runs bin with args in dir and waits for its "hub ready" log
+// line, which names the client URL.
+func startBinary(t *testing.T, bin, dir string, args ...string) *process {
+	t.Helper()
+	cmd := exec.Command(bin, args...)
+	cmd.Dir = dir
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { cmd.Process.Kill() })
+	p := &process{cmd: cmd, exited: make(chan error, 1)}
+	ready := regexp.MustCompile(`msg="hub ready".* client=(nats://\S+)`)
+	urls := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(stderr)
+		for sc.Scan() {
+			if m := ready.FindStringSubmatch(sc.Text()); m != nil {
+				urls <- m[1]
+			}
+		}
+		io.Copy(io.Discard, stderr)
+		p.exited <- cmd.Wait()
+	}()
+	select {
+	case p.url = <-urls:
+	case err := <-p.exited:
+		t.Fatalf("canopy-hub exited before it was ready: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("canopy-hub not ready within 30s")
+	}
+	return p
+}
+
+// TestIntegrationBinaryZeroConfig runs the built binary with no
+// configuration file (only kernel-picked ports, so it can run beside other
+// tests), serves a client, and stops cleanly on SIGTERM.
+func TestIntegrationBinaryZeroConfig(t *testing.T) {
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	p := startBinary(t, bin, dir, "--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0", "--leafnodes-listen", "127.0.0.1:0")
+
+	nc, err := nats.Connect(p.url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	sub, err := nc.SubscribeSync("hello")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := nc.Publish("hello", []byte("world")); err != nil {
+		t.Fatal(err)
+	}
+	if msg, err := sub.NextMsg(5 * time.Second); err != nil || string(msg.Data) != "world" {
+		t.Fatalf("round trip through the binary: %v %v", msg, err)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "canopy-data", "jetstream")); err != nil {
+		t.Fatalf("zero config did not put JetStream in ./canopy-data: %v", err)
+	}
+
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-p.exited:
+		if err != nil {
+			t.Fatalf("exit after SIGTERM: %v", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("canopy-hub still running 5s after SIGTERM")
+	}
+}
+
+// TestIntegrationBinaryReloadOnSIGHUP edits the configuration of a running
+// binary and signals it: the new user can connect without a restart.
+func TestIntegrationBinaryReloadOnSIGHUP(t *testing.T) {
+	bin := buildBinary(t)
+	dir := t.TempDir()
+	file := filepath.Join(dir, "hub.yaml")
+	write := func(users string) {
+		t.Helper()
+		conf := "version: 1\nlisten: 127.0.0.1:0\nhttp_listen: \"off\"\nleafnodes:\n  listen: \"off\"\n" +
+			"jetstream:\n  enabled: false\naccounts:\n  acme:\n    users:\n" + users
+		if err := os.WriteFile(file, []byte(conf), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("      - {user: alice, password: a-secret}\n")
+	p := startBinary(t, bin, dir, "--config", file)
+	if _, err := nats.Connect(p.url, nats.UserInfo("bob", "b-secret")); err == nil {
+		t.Fatal("bob connected before being configured")
+	}
+
+	write("      - {user: alice, password: a-secret}\n      - {user: bob, password: b-secret}\n")
+	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	wait.For(t, 10*time.Second, func() error {
+		nc, err := nats.Connect(p.url, nats.UserInfo("bob", "b-secret"))
+		if err != nil {
+			return err
+		}
+		nc.Close()
+		return nil
+	})
+}

@@ -1,0 +1,115 @@
+package deptest
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// A rule forbids packages (and everything below them) in the dependency
+// graph of some of Canopy's packages, for each target platform.
+type rule struct {
+	packages  []string // relative to the module root
+	forbidden []string // import path prefixes
+	why       string
+}
+
+var rules = []rule{
+	{
+		packages:  []string{"./cmd/canopy-leaf", "./leaf/..."},
+		forbidden: []string{"github.com/nats-io/nats-server/v2"},
+		why:       "canopy-leaf must stay small: it speaks the NATS protocols itself",
+	},
+	{
+		packages:  []string{"./cmd/canopy-leaf", "./leaf/...", "./mqtt/..."},
+		forbidden: []string{"github.com/mochi-mqtt/server/v2/config", "github.com/mochi-mqtt/server/v2/hooks/storage"},
+		why:       "mochi's config and storage packages drag badger, pebble and redis into the leaf",
+	},
+	{
+		packages:  []string{"./hub/..."},
+		forbidden: []string{"github.com/canopy-iot/canopy/leaf"},
+		why:       "hub and leaf are siblings; neither imports the other",
+	},
+}
+
+// platforms the leaf ships for; the graph can differ by build tags.
+var platforms = []struct{ goos, goarch, goarm string }{
+	{"linux", "arm64", ""},
+	{"linux", "arm", "6"},
+	{"linux", "amd64", ""},
+}
+
+func TestForbiddenDependencies(t *testing.T) {
+	root := moduleRoot(t)
+	for _, r := range rules {
+		pkgs := existing(root, r.packages)
+		if len(pkgs) == 0 {
+			t.Logf("none of %v exists yet", r.packages)
+			continue
+		}
+		for _, p := range platforms {
+			deps := listDeps(t, root, p.goos, p.goarch, p.goarm, pkgs)
+			for _, dep := range deps {
+				for _, f := range r.forbidden {
+					if dep == f || strings.HasPrefix(dep, f+"/") {
+						t.Errorf("%s/%s: %v depend on %s: %s", p.goos, p.goarch, pkgs, dep, r.why)
+					}
+				}
+			}
+		}
+	}
+}
+
+// The test itself must notice a forbidden import: the hub does link
+// nats-server, so a rule aimed at it has to fire.
+func TestRuleDetectsAForbiddenImport(t *testing.T) {
+	root := moduleRoot(t)
+	deps := listDeps(t, root, "linux", "arm64", "", []string{"./hub"})
+	for _, d := range deps {
+		if strings.HasPrefix(d, "github.com/nats-io/nats-server/v2/server") {
+			return
+		}
+	}
+	t.Fatal("go list -deps ./hub does not show nats-server: the dependency check would see nothing")
+}
+
+func listDeps(t *testing.T, root, goos, goarch, goarm string, pkgs []string) []string {
+	t.Helper()
+	args := append([]string{"list", "-deps", "-f", "{{.ImportPath}}"}, pkgs...)
+	cmd := exec.Command("go", args...)
+	cmd.Dir = root
+	cmd.Env = append(os.Environ(), "GOOS="+goos, "GOARCH="+goarch, "GOARM="+goarm, "CGO_ENABLED=0")
+	out, err := cmd.Output()
+	if err != nil {
+		var stderr string
+		if ee, ok := err.(*exec.ExitError); ok {
+			stderr = string(ee.Stderr)
+		}
+		t.Fatalf("go %s: %v\n%s", strings.Join(args, " "), err, stderr)
+	}
+	return strings.Fields(string(out))
+}
+
+// existing keeps the package patterns whose directory exists, so rules can
+// name binaries before they are written.
+func existing(root string, patterns []string) []string {
+	var out []string
+	for _, p := range patterns {
+		dir := filepath.Join(root, strings.TrimSuffix(p, "/..."))
+		if _, err := os.Stat(dir); err == nil {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func moduleRoot(t *testing.T) string {
+	t.Helper()
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Dir(strings.TrimSpace(string(out)))
+}

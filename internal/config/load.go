@@ -134,7 +134,9 @@ func Decode(file string, data []byte, overrides []Override, dst any) (Sources, e
 		if len(doc.Content) == 1 {
 			root = doc.Content[0]
 		}
-		d.checkVersion(root)
+		if d.checkVersion(root); root.Kind != yaml.MappingNode {
+			return d.src, errors.Join(d.errs...)
+		}
 	}
 	for _, o := range overrides {
 		d.override(root, o)

@@ -107,7 +107,8 @@ func buildBinary(t *testing.T) string {
 			return
 		}
 		binPath = filepath.Join(dir, "canopy-hub")
-		if out, err := exec.Command("go", "build", "-o", binPath, ".").CombinedOutput(); err != nil {
+		ldflags := "-X github.com/canopy-iot/canopy/internal/version.Version=" + testVersion
+		if out, err := exec.Command("go", "build", "-ldflags", ldflags, "-o", binPath, ".").CombinedOutput(); err != nil {
 			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
 		}
 	})
@@ -115,6 +116,19 @@ func buildBinary(t *testing.T) string {
 		t.Fatal(buildErr)
 	}
 	return binPath
+}
+
+// testVersion is stamped into the test binary through -ldflags.
+const testVersion = "9.9.9-test"
+
+func TestIntegrationVersionFromLdflags(t *testing.T) {
+	out, err := exec.Command(buildBinary(t), "version").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(string(out), "canopy-hub "+testVersion+" (") {
+		t.Fatalf("version printed %q, want the -ldflags version %s", out, testVersion)
+	}
 }
 
 func TestMain(m *testing.M) {

@@ -8,6 +8,9 @@ import (
 	"github.com/canopy-iot/canopy/internal/config"
 )
 
+// Override is a configuration value given on the command line.
+type Override = config.Override
+
 // Setting is a configuration setting that is also a command-line flag. The
 // flag's name is the setting's YAML path with dots and underscores written
 // as dashes: "cluster.listen" is --cluster-listen.

@@ -5,7 +5,7 @@ import (
 	"log/slog"
 
 	"github.com/canopy-iot/canopy/hub"
-	"github.com/canopy-iot/canopy/internal/config"
+	"github.com/canopy-iot/canopy/internal/logging"
 )
 
 // DefaultHubConfig is where canopy-hub looks for its configuration when no
@@ -37,7 +37,7 @@ var HubSettings = []Setting{
 // (explicit says the user named it, so it must exist); overrides come from
 // flags. The result has its defaults applied. Problems are returned as a
 // *ConfigError listing all of them, each with its line or flag.
-func LoadHub(path string, explicit bool, overrides []config.Override) (hub.Config, error) {
+func LoadHub(path string, explicit bool, overrides []Override) (hub.Config, error) {
 	var cfg hub.Config
 	if err := load(path, explicit, overrides, &cfg, hub.Config.WithDefaults); err != nil {
 		return hub.Config{}, err
@@ -49,7 +49,7 @@ func LoadHub(path string, explicit bool, overrides []config.Override) (hub.Confi
 // reload re-reads the configuration with load and applies it live; a
 // configuration that fails to load or apply is logged and the running one
 // kept. A non-nil error means the hub failed.
-func RunHub(ctx context.Context, cfg hub.Config, log *slog.Logger, level *slog.LevelVar, reload <-chan struct{}, load func() (hub.Config, error)) error {
+func RunHub(ctx context.Context, log *slog.Logger, level *slog.LevelVar, cfg hub.Config, reload <-chan struct{}, load func() (hub.Config, error)) error {
 	h, err := hub.New(cfg, log)
 	if err != nil {
 		return configError(err)
@@ -69,9 +69,25 @@ func RunHub(ctx context.Context, cfg hub.Config, log *slog.Logger, level *slog.L
 				log.Error("reload failed, keeping the running configuration", "err", err)
 				continue
 			}
-			if l, err := hub.ParseLevel(next.LogLevel); err == nil {
+			if l, err := logging.ParseLevel(next.LogLevel); err == nil {
 				level.Set(l)
 			}
 		}
 	}
+}
+
+// Hub is canopy-hub's command line.
+var Hub = Program[hub.Config]{
+	Name:          "canopy-hub",
+	Short:         "Canopy's datacenter hub: NATS, JetStream and the leafnode listener for devices",
+	DefaultConfig: DefaultHubConfig,
+	Settings:      HubSettings,
+	Load:          LoadHub,
+	LogLevel:      func(c hub.Config) string { return c.LogLevel },
+	// hub.New runs nats-server's own option checks without binding ports.
+	Check: func(c hub.Config) error {
+		_, err := hub.New(c, nil)
+		return err
+	},
+	Serve: RunHub,
 }

@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nkeys"
 
 	"github.com/canopy-iot/canopy/internal/config"
+	"github.com/canopy-iot/canopy/internal/logging"
 )
 
 // Config is the hub's configuration, read from hub.yaml. Every field is
@@ -192,8 +193,8 @@ func (c Config) Validate() error {
 	if c.Gateways.Listen != "" {
 		checkListen(&errs, "gateways.listen", c.Gateways.Listen, false)
 	}
-	if !slices.Contains(logLevels, c.LogLevel) {
-		errs.Addf("log_level", "unknown level %q (want one of %s)", c.LogLevel, strings.Join(logLevels, ", "))
+	if !slices.Contains(logging.Levels, c.LogLevel) {
+		errs.Addf("log_level", "unknown level %q (want one of %s)", c.LogLevel, strings.Join(logging.Levels, ", "))
 	}
 	if strings.ContainsAny(c.ServerName, " \t\r\n") {
 		errs.Addf("server_name", "must not contain whitespace")
@@ -209,8 +210,6 @@ func (c Config) Validate() error {
 	}
 	return errs.Err()
 }
-
-var logLevels = []string{"trace", "debug", "info", "warn", "error"}
 
 func (c Config) validateCluster(errs *config.List) {
 	cl := c.Cluster

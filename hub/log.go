@@ -3,12 +3,10 @@ package hub
 import (
 	"context"
 	"fmt"
+	"github.com/canopy-iot/canopy/internal/logging"
 	"log/slog"
 	"sync"
 )
-
-// LevelTrace is below slog.LevelDebug: nats-server's protocol traces.
-const LevelTrace = slog.LevelDebug - 4
 
 // natsLogger routes nats-server's log calls into slog. nats-server calls
 // Fatalf where it would otherwise exit the process (a listener that cannot
@@ -35,27 +33,10 @@ func (l *natsLogger) Noticef(format string, v ...any) { l.emit(slog.LevelInfo, f
 func (l *natsLogger) Warnf(format string, v ...any)   { l.emit(slog.LevelWarn, format, v) }
 func (l *natsLogger) Errorf(format string, v ...any)  { l.emit(slog.LevelError, format, v) }
 func (l *natsLogger) Debugf(format string, v ...any)  { l.emit(slog.LevelDebug, format, v) }
-func (l *natsLogger) Tracef(format string, v ...any)  { l.emit(LevelTrace, format, v) }
+func (l *natsLogger) Tracef(format string, v ...any)  { l.emit(logging.LevelTrace, format, v) }
 
 func (l *natsLogger) Fatalf(format string, v ...any) {
 	err := fmt.Errorf(format, v...)
 	l.log.Error("nats-server fatal error", "err", err)
 	l.once.Do(func() { l.fatal <- err })
-}
-
-// ParseLevel maps a configured log level name to its slog level.
-func ParseLevel(name string) (slog.Level, error) {
-	switch name {
-	case "trace":
-		return LevelTrace, nil
-	case "debug":
-		return slog.LevelDebug, nil
-	case "info", "":
-		return slog.LevelInfo, nil
-	case "warn":
-		return slog.LevelWarn, nil
-	case "error":
-		return slog.LevelError, nil
-	}
-	return 0, fmt.Errorf("unknown log level %q", name)
 }

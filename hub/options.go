@@ -7,6 +7,8 @@ import (
 	"net/url"
 
 	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/canopy-iot/canopy/internal/logging"
 )
 
 // options translates a validated, defaulted Config into nats-server
@@ -23,9 +25,9 @@ func (c Config) options() (*server.Options, error) {
 	// Signals belong to our main; nats-server must not install handlers.
 	opts.NoSigs = true
 	opts.ServerName = c.ServerName
-	level, _ := ParseLevel(c.LogLevel)
+	level, _ := logging.ParseLevel(c.LogLevel)
 	opts.Debug = level <= slog.LevelDebug
-	opts.Trace = level <= LevelTrace
+	opts.Trace = level <= logging.LevelTrace
 	opts.LameDuckDuration = c.LameDuck.Std()
 	if opts.LameDuckDuration > 0 {
 		// nats-server requires the grace period (before it starts closing

@@ -18,6 +18,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/canopy-iot/canopy/appliance"
 	"github.com/canopy-iot/canopy/internal/testcert"
 	"github.com/canopy-iot/canopy/internal/wait"
 )
@@ -43,17 +44,17 @@ func TestCheckConfigExitStatus(t *testing.T) {
 			t.Chdir(dir) // full.yaml names certificates under tls/
 			var stdout, stderr bytes.Buffer
 			code := run(context.Background(), []string{"check-config", "--config", abs}, &stdout, &stderr)
-			want := exitUsage
+			want := appliance.ExitUsage
 			if validConfigs[name] {
-				want = exitOK
+				want = appliance.ExitOK
 			}
 			if code != want {
 				t.Fatalf("exit status %d, want %d\nstdout: %s\nstderr: %s", code, want, &stdout, &stderr)
 			}
-			if want == exitUsage && !strings.Contains(stderr.String(), "invalid configuration") {
+			if want == appliance.ExitUsage && !strings.Contains(stderr.String(), "invalid configuration") {
 				t.Fatalf("stderr does not explain the problem: %s", &stderr)
 			}
-			if want == exitOK && !strings.Contains(stdout.String(), "configuration OK") {
+			if want == appliance.ExitOK && !strings.Contains(stdout.String(), "configuration OK") {
 				t.Fatalf("stdout: %s", &stdout)
 			}
 		})
@@ -67,12 +68,12 @@ func TestCommandLine(t *testing.T) {
 		stdout     string
 		stderrPart string
 	}{
-		{args: []string{"version"}, code: exitOK, stdout: "canopy-hub dev"},
-		{args: []string{"bogus"}, code: exitUsage, stderrPart: `unknown command "bogus"`},
-		{args: []string{"--no-such-flag"}, code: exitUsage, stderrPart: "unknown flag: --no-such-flag"},
-		{args: []string{"check-config", "--config", "/nonexistent/hub.yaml"}, code: exitUsage, stderrPart: "no such file or directory"},
-		{args: []string{"check-config", "--listen", "127.0.0.1:99999"}, code: exitUsage, stderrPart: `flag --listen: listen: port "99999" out of range`},
-		{args: []string{"run", "--config", "/nonexistent/hub.yaml"}, code: exitUsage, stderrPart: "no such file or directory"},
+		{args: []string{"version"}, code: appliance.ExitOK, stdout: "canopy-hub dev"},
+		{args: []string{"bogus"}, code: appliance.ExitUsage, stderrPart: `unknown command "bogus"`},
+		{args: []string{"--no-such-flag"}, code: appliance.ExitUsage, stderrPart: "unknown flag: --no-such-flag"},
+		{args: []string{"check-config", "--config", "/nonexistent/hub.yaml"}, code: appliance.ExitUsage, stderrPart: "no such file or directory"},
+		{args: []string{"check-config", "--listen", "127.0.0.1:99999"}, code: appliance.ExitUsage, stderrPart: `flag --listen: listen: port "99999" out of range`},
+		{args: []string{"run", "--config", "/nonexistent/hub.yaml"}, code: appliance.ExitUsage, stderrPart: "no such file or directory"},
 	}
 	for _, c := range cases {
 		t.Run(strings.Join(c.args, " "), func(t *testing.T) {

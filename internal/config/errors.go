@@ -67,3 +67,19 @@ func Flatten(err error) []error {
 	}
 	return []error{err}
 }
+
+// Nest returns err with the path of every *Error inside it placed under
+// prefix, for a configuration struct that validates itself without knowing
+// where its parent put it ("listen" becomes "nats.listen").
+func Nest(prefix string, err error) error {
+	errs := Flatten(err)
+	for i, e := range errs {
+		var ce *Error
+		if errors.As(e, &ce) {
+			nested := *ce
+			nested.Path = joinPath(prefix, ce.Path)
+			errs[i] = &nested
+		}
+	}
+	return errors.Join(errs...)
+}

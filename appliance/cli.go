@@ -1,0 +1,176 @@
+package appliance
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+
+	"github.com/canopy-iot/canopy/internal/logging"
+	"github.com/canopy-iot/canopy/internal/version"
+)
+
+// Exit statuses of Canopy's binaries.
+const (
+	ExitOK      = 0
+	ExitFailure = 1 // a runtime failure
+	ExitUsage   = 2 // a bad configuration or command line
+)
+
+// Program describes one of Canopy's binaries to the command line they
+// share: `run` (the default), `check-config` and `version`, a --config flag
+// plus one flag per setting, signals, and the exit status.
+type Program[T any] struct {
+	Name          string // e.g. "canopy-hub"
+	Short         string // one line for --help
+	DefaultConfig string // read when --config is not given, if it exists
+	Settings      []Setting
+	// Load reads and checks the configuration (see LoadHub).
+	Load func(path string, explicit bool, overrides []Override) (T, error)
+	// LogLevel names the configured log level.
+	LogLevel func(T) string
+	// Check runs the checks of check-config beyond loading, without
+	// starting anything. Optional.
+	Check func(T) error
+	// Serve runs the binary's parts until ctx ends. Each value from reload
+	// asks it to re-read the configuration with load and apply it.
+	Serve func(ctx context.Context, log *slog.Logger, level *slog.LevelVar, cfg T, reload <-chan struct{}, load func() (T, error)) error
+}
+
+// usageError is a command line the program cannot act on.
+type usageError struct{ error }
+
+// Main runs the program with args and returns its exit status: only main
+// exits.
+func Main[T any](ctx context.Context, p Program[T], args []string, stdout, stderr io.Writer) int {
+	var configPath string
+	started := false // set once cobra has parsed a valid command line
+	root := &cobra.Command{
+		Use:              p.Name + " [run|check-config|version] [flags]",
+		Short:            p.Short,
+		Args:             cobra.NoArgs,
+		SilenceUsage:     true,
+		SilenceErrors:    true,
+		PersistentPreRun: func(*cobra.Command, []string) { started = true },
+	}
+	root.SetOut(stdout)
+	root.SetErr(stderr)
+	root.SetArgs(args)
+	root.SetFlagErrorFunc(func(_ *cobra.Command, err error) error { return usageError{err} })
+	flags := root.PersistentFlags()
+	flags.StringVarP(&configPath, "config", "c", "", "configuration file (default "+p.DefaultConfig+", if it exists)")
+	overrides := ConfigFlags(flags, p.Settings)
+	load := func() (T, error) {
+		if configPath != "" {
+			return p.Load(configPath, true, overrides())
+		}
+		return p.Load(p.DefaultConfig, false, overrides())
+	}
+
+	serve := func(*cobra.Command, []string) error { return serveProgram(ctx, p, stderr, load) }
+	root.RunE = serve
+	root.AddCommand(
+		&cobra.Command{Use: "run", Short: "Run (the default)", Args: cobra.NoArgs, RunE: serve},
+		&cobra.Command{
+			Use:   "check-config",
+			Short: "Check the configuration and exit: 0 when valid, 2 otherwise",
+			Args:  cobra.NoArgs,
+			RunE: func(*cobra.Command, []string) error {
+				cfg, err := load()
+				if err != nil {
+					return err
+				}
+				if p.Check != nil {
+					if err := p.Check(cfg); err != nil {
+						return &ConfigError{Err: err}
+					}
+				}
+				fmt.Fprintln(stdout, "configuration OK")
+				return nil
+			},
+		},
+		&cobra.Command{
+			Use:   "version",
+			Short: "Print the version",
+			Args:  cobra.NoArgs,
+			Run:   func(*cobra.Command, []string) { fmt.Fprintln(stdout, version.String(p.Name)) },
+		},
+	)
+
+	err := root.Execute()
+	var cfgErr *ConfigError
+	var usage usageError
+	switch {
+	case err == nil:
+		return ExitOK
+	case errors.As(err, &cfgErr):
+		problems := cfgErr.Problems()
+		fmt.Fprintf(stderr, "%s: invalid configuration (%d problem%s):\n", p.Name, len(problems), plural(len(problems)))
+		for _, e := range problems {
+			fmt.Fprintf(stderr, "  %v\n", e)
+		}
+		return ExitUsage
+	case errors.As(err, &usage) || !started:
+		fmt.Fprintf(stderr, "%s: %v\nRun '%s --help' for usage.\n", p.Name, err, p.Name)
+		return ExitUsage
+	default:
+		fmt.Fprintf(stderr, "%s: %v\n", p.Name, err)
+		return ExitFailure
+	}
+}
+
+func plural(n int) string {
+	if n == 1 {
+		return ""
+	}
+	return "s"
+}
+
+// serveProgram runs p until SIGINT or SIGTERM; SIGHUP reloads the
+// configuration.
+func serveProgram[T any](ctx context.Context, p Program[T], stderr io.Writer, load func() (T, error)) error {
+	cfg, err := load()
+	if err != nil {
+		return err
+	}
+	level := new(slog.LevelVar)
+	if l, err := logging.ParseLevel(p.LogLevel(cfg)); err == nil {
+		level.Set(l)
+	}
+	log := logging.New(stderr, level)
+	log.Info("starting", "version", version.String(p.Name))
+
+	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
+	defer stop()
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	reload := make(chan struct{})
+	go func() {
+		for {
+			select {
+			case <-hup:
+				log.Info("SIGHUP received, reloading configuration")
+				select {
+				case reload <- struct{}{}:
+				case <-ctx.Done():
+					return
+				}
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+
+	err = p.Serve(ctx, log, level, cfg, reload, load)
+	if err == nil {
+		log.Info("stopped")
+	}
+	return err
+}

@@ -19,19 +19,17 @@ func (e *ConfigError) Unwrap() error { return e.Err }
 // Problems lists the individual problems, in the order of their lines.
 func (e *ConfigError) Problems() []error { return config.Flatten(e.Err) }
 
-func configError(err error) error { return &ConfigError{Err: err} }
-
 // Validator is a configuration that can check itself after defaults are
 // applied, reporting problems as *config.Error values.
 type Validator interface{ Validate() error }
 
-// load reads the configuration at path into *dst, applies overrides and
+// Load reads the configuration at path into *dst, applies overrides and
 // defaults (withDefaults) and validates the result. When path is the
 // binary's default path and the file does not exist, the binary runs on
 // defaults (zero configuration); a path given explicitly must exist. All
 // problems come back at once in a *ConfigError, each placed at its line or
 // flag and sorted by line.
-func load[T Validator](path string, explicit bool, overrides []config.Override, dst *T, withDefaults func(T) T) error {
+func Load[T Validator](path string, explicit bool, overrides []config.Override, dst *T, withDefaults func(T) T) error {
 	var data []byte
 	name := ""
 	if path != "" {
@@ -42,14 +40,14 @@ func load[T Validator](path string, explicit bool, overrides []config.Override, 
 		case errors.Is(err, fs.ErrNotExist) && !explicit:
 			// zero configuration
 		default:
-			return configError(fmt.Errorf("read config: %w", err))
+			return &ConfigError{Err: fmt.Errorf("read config: %w", err)}
 		}
 	}
 	src, decodeErr := config.Decode(name, data, overrides, dst)
 	*dst = withDefaults(*dst)
 	validateErr := (*dst).Validate()
 	if decodeErr != nil || validateErr != nil {
-		return configError(src.Place(config.Merge(decodeErr, validateErr)))
+		return &ConfigError{Err: src.Place(config.Merge(decodeErr, validateErr))}
 	}
 	return nil
 }

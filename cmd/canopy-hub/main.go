@@ -2,7 +2,7 @@
 // with clustering, gateways, JetStream and a leafnode listener for devices.
 //
 // The command line, signals and exit status are appliance's; see
-// appliance.Hub. Exit status: 0 after a clean shutdown, 1 on a runtime
+// hubapp.Program. Exit status: 0 after a clean shutdown, 1 on a runtime
 // failure, 2 on a bad configuration or command line.
 package main
 
@@ -12,6 +12,7 @@ import (
 	"os"
 
 	"github.com/canopy-iot/canopy/appliance"
+	"github.com/canopy-iot/canopy/appliance/hubapp"
 )
 
 func main() {
@@ -19,5 +20,5 @@ func main() {
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
-	return appliance.Main(ctx, appliance.Hub, args, stdout, stderr)
+	return appliance.Main(ctx, hubapp.Program, args, stdout, stderr)
 }

@@ -23,12 +23,12 @@ import (
 	"github.com/canopy-iot/canopy/internal/wait"
 )
 
-// validConfigs are the files of appliance/testdata/hub that check-config
+// validConfigs are the files of appliance/hubapp/testdata/hub that check-config
 // accepts; every other file there must be refused with exit status 2.
 var validConfigs = map[string]bool{"minimal.yaml": true, "full.yaml": true, "cluster.yaml": true, "off.yaml": true}
 
 func TestCheckConfigExitStatus(t *testing.T) {
-	files, err := filepath.Glob("../../appliance/testdata/hub/*.yaml")
+	files, err := filepath.Glob("../../appliance/hubapp/testdata/hub/*.yaml")
 	if err != nil || len(files) == 0 {
 		t.Fatalf("no test configurations: %v", err)
 	}

@@ -1,7 +1,11 @@
-package appliance
+// Package hubapp wires canopy-hub into the shared command line: its
+// settings and flags, loading hub.yaml, and running the hub with live
+// reloads. Only cmd/canopy-hub imports it.
+package hubapp
 
 import (
 	"context"
+	"github.com/canopy-iot/canopy/appliance"
 	"log/slog"
 
 	"github.com/canopy-iot/canopy/hub"
@@ -13,7 +17,7 @@ import (
 const DefaultHubConfig = "/etc/canopy/hub.yaml"
 
 // HubSettings are the hub settings that can also be given as flags.
-var HubSettings = []Setting{
+var HubSettings = []appliance.Setting{
 	{Path: "server_name", Usage: "name of this node (required for clustered JetStream)"},
 	{Path: "listen", Usage: "client listen address host:port (default " + hub.DefaultListen + ")"},
 	{Path: "http_listen", Usage: "monitoring listen address, or \"off\" (default " + hub.DefaultHTTPListen + ")"},
@@ -37,9 +41,9 @@ var HubSettings = []Setting{
 // (explicit says the user named it, so it must exist); overrides come from
 // flags. The result has its defaults applied. Problems are returned as a
 // *ConfigError listing all of them, each with its line or flag.
-func LoadHub(path string, explicit bool, overrides []Override) (hub.Config, error) {
+func LoadHub(path string, explicit bool, overrides []appliance.Override) (hub.Config, error) {
 	var cfg hub.Config
-	if err := load(path, explicit, overrides, &cfg, hub.Config.WithDefaults); err != nil {
+	if err := appliance.Load(path, explicit, overrides, &cfg, hub.Config.WithDefaults); err != nil {
 		return hub.Config{}, err
 	}
 	return cfg, nil
@@ -52,7 +56,7 @@ func LoadHub(path string, explicit bool, overrides []Override) (hub.Config, erro
 func RunHub(ctx context.Context, log *slog.Logger, level *slog.LevelVar, cfg hub.Config, reload <-chan struct{}, load func() (hub.Config, error)) error {
 	h, err := hub.New(cfg, log)
 	if err != nil {
-		return configError(err)
+		return &appliance.ConfigError{Err: err}
 	}
 	done := make(chan error, 1)
 	go func() { done <- h.Run(ctx) }()
@@ -76,8 +80,8 @@ func RunHub(ctx context.Context, log *slog.Logger, level *slog.LevelVar, cfg hub
 	}
 }
 
-// Hub is canopy-hub's command line.
-var Hub = Program[hub.Config]{
+// Program is canopy-hub's command line.
+var Program = appliance.Program[hub.Config]{
 	Name:          "canopy-hub",
 	Short:         "Canopy's datacenter hub: NATS, JetStream and the leafnode listener for devices",
 	DefaultConfig: DefaultHubConfig,

@@ -1,7 +1,8 @@
-package appliance
+package hubapp
 
 import (
 	"errors"
+	"github.com/canopy-iot/canopy/appliance"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -118,7 +119,7 @@ func problems(err error) []string {
 	if err == nil {
 		return nil
 	}
-	var ce *ConfigError
+	var ce *appliance.ConfigError
 	if !errors.As(err, &ce) {
 		return []string{"not a *ConfigError: " + err.Error()}
 	}
@@ -195,12 +196,12 @@ func TestLoadHubFlagsOverrideFile(t *testing.T) {
 
 func TestFlagNames(t *testing.T) {
 	for _, s := range HubSettings {
-		name := FlagName(s.Path)
+		name := appliance.FlagName(s.Path)
 		if strings.ContainsAny(name, "._") {
 			t.Errorf("flag for %s is %q", s.Path, name)
 		}
 	}
-	if got := FlagName("jetstream.store_dir"); got != "jetstream-store-dir" {
+	if got := appliance.FlagName("jetstream.store_dir"); got != "jetstream-store-dir" {
 		t.Fatalf("FlagName = %q", got)
 	}
 }

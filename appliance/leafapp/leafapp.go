@@ -1,0 +1,84 @@
+// Package leafapp wires canopy-leaf into the shared command line: its
+// settings and flags, loading leaf.yaml, and running the leaf. Only
+// cmd/canopy-leaf imports it; it must never import hub (the leaf binary
+// does not link nats-server).
+package leafapp
+
+import (
+	"context"
+	"github.com/canopy-iot/canopy/appliance"
+	"log/slog"
+
+	"github.com/canopy-iot/canopy/internal/logging"
+	"github.com/canopy-iot/canopy/leaf"
+	"github.com/canopy-iot/canopy/leaf/natsd"
+)
+
+// DefaultLeafConfig is where canopy-leaf looks for its configuration when
+// no --config is given. Without that file it runs on defaults.
+const DefaultLeafConfig = "/etc/canopy/leaf.yaml"
+
+// LeafSettings are the leaf settings that can also be given as flags.
+var LeafSettings = []appliance.Setting{
+	{Path: "server_name", Usage: "name of this device (default: the host name)"},
+	{Path: "data_dir", Usage: "state directory (default " + leaf.DefaultDataDir + ")"},
+	{Path: "log_level", Usage: "trace, debug, info, warn or error (default info)"},
+	{Path: "nats.listen", Usage: "NATS client listen address host:port (default " + natsd.DefaultListen + ")"},
+	{Path: "nats.max_payload", Usage: "largest message, e.g. 1MiB (default 1MiB)"},
+	{Path: "nats.max_pending", Usage: "bytes queued for one client before it is cut off as a slow consumer (default 64MiB)"},
+	{Path: "nats.write_deadline", Usage: "longest blocked write to a client before it is cut off (default 10s)"},
+	{Path: "nats.ping_interval", Usage: "how often idle clients are pinged (default 2m)"},
+	{Path: "nats.max_connections", Usage: "most concurrent clients (default 65536)"},
+}
+
+// LoadLeaf reads and checks the leaf configuration, like LoadHub.
+func LoadLeaf(path string, explicit bool, overrides []appliance.Override) (leaf.Config, error) {
+	var cfg leaf.Config
+	if err := appliance.Load(path, explicit, overrides, &cfg, leaf.Config.WithDefaults); err != nil {
+		return leaf.Config{}, err
+	}
+	return cfg, nil
+}
+
+// RunLeaf runs a leaf on cfg until ctx is cancelled. A reload applies the
+// log level; other settings take effect at the next start, which the log
+// says.
+func RunLeaf(ctx context.Context, log *slog.Logger, level *slog.LevelVar, cfg leaf.Config, reload <-chan struct{}, load func() (leaf.Config, error)) error {
+	n, err := leaf.New(cfg, log)
+	if err != nil {
+		return &appliance.ConfigError{Err: err}
+	}
+	done := make(chan error, 1)
+	go func() { done <- n.Run(ctx) }()
+	for {
+		select {
+		case err := <-done:
+			return err
+		case <-reload:
+			next, err := load()
+			if err != nil {
+				log.Error("reload failed, keeping the running configuration", "err", err)
+				continue
+			}
+			if l, err := logging.ParseLevel(next.LogLevel); err == nil {
+				level.Set(l)
+			}
+			log.Info("log level reloaded; other leaf settings apply at the next restart", "log_level", next.LogLevel)
+		}
+	}
+}
+
+// Program is canopy-leaf's command line.
+var Program = appliance.Program[leaf.Config]{
+	Name:          "canopy-leaf",
+	Short:         "Canopy's device server: local NATS for applications, linked to the hub",
+	DefaultConfig: DefaultLeafConfig,
+	Settings:      LeafSettings,
+	Load:          LoadLeaf,
+	LogLevel:      func(c leaf.Config) string { return c.LogLevel },
+	Check: func(c leaf.Config) error {
+		_, err := leaf.New(c, nil)
+		return err
+	},
+	Serve: RunLeaf,
+}

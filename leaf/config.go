@@ -1,0 +1,68 @@
+package leaf
+
+import (
+	"os"
+	"slices"
+	"strings"
+
+	"github.com/canopy-iot/canopy/internal/config"
+	"github.com/canopy-iot/canopy/internal/logging"
+	"github.com/canopy-iot/canopy/leaf/natsd"
+)
+
+// Config is canopy-leaf's configuration, read from leaf.yaml. Every field
+// is optional; the default of each is written on it and applied by
+// WithDefaults.
+type Config struct {
+	// Version of the file format; must be 1.
+	Version int `yaml:"version"`
+	// ServerName names this device to local clients (and, later, to the
+	// hub). Default: the host name.
+	ServerName string `yaml:"server_name"`
+	// DataDir holds the leaf's state. Default: ./canopy-leaf-data.
+	DataDir string `yaml:"data_dir"`
+	// LogLevel is one of trace, debug, info, warn, error. Default: info.
+	LogLevel string `yaml:"log_level"`
+	// NATS is the local NATS server for applications on the device.
+	NATS natsd.Config `yaml:"nats"`
+}
+
+// DefaultDataDir is where state goes when data_dir is not set.
+const DefaultDataDir = "./canopy-leaf-data"
+
+// WithDefaults returns a copy of c with every empty setting set to its
+// default.
+func (c Config) WithDefaults() Config {
+	if c.Version == 0 {
+		c.Version = config.CurrentVersion
+	}
+	if c.ServerName == "" {
+		if h, err := os.Hostname(); err == nil {
+			c.ServerName = h
+		}
+	}
+	if c.DataDir == "" {
+		c.DataDir = DefaultDataDir
+	}
+	if c.LogLevel == "" {
+		c.LogLevel = "info"
+	}
+	c.NATS = c.NATS.WithDefaults()
+	return c
+}
+
+// Validate reports every problem at once, each naming its setting.
+func (c Config) Validate() error {
+	var errs config.List
+	if strings.ContainsAny(c.ServerName, " \t\r\n") {
+		errs.Addf("server_name", "must not contain whitespace")
+	}
+	if !slices.Contains(logging.Levels, c.LogLevel) {
+		errs.Addf("log_level", "unknown level %q (want one of %s)", c.LogLevel, strings.Join(logging.Levels, ", "))
+	}
+	if c.DataDir == "" {
+		errs.Addf("data_dir", "must not be empty")
+	}
+	errs.Add(config.Nest("nats", c.NATS.Validate()))
+	return errs.Err()
+}

@@ -1,0 +1,129 @@
+package natsd
+
+import (
+	"math/rand/v2"
+
+	"github.com/canopy-iot/canopy/leaf/natsproto"
+	"github.com/canopy-iot/canopy/leaf/subject"
+)
+
+// deliver routes a message published by from to every matching plain
+// subscription and to one member of each matching queue group. It reports
+// whether anyone received it.
+func (s *Server) deliver(from *client, subj, reply, hdr, payload []byte) bool {
+	res := s.subs.MatchBytes(subj)
+	delivered := false
+	for _, sub := range res.Plain {
+		if s.deliverTo(from, sub, subj, reply, hdr, payload) {
+			delivered = true
+		}
+	}
+	for i := range res.Groups {
+		if s.deliverToGroup(from, &res.Groups[i], subj, reply, hdr, payload) {
+			delivered = true
+		}
+	}
+	return delivered
+}
+
+// deliverToGroup gives the message to one member of g, starting from a
+// random one and moving on past members that may not have it.
+func (s *Server) deliverToGroup(from *client, g *subject.Group[*subscription], subj, reply, hdr, payload []byte) bool {
+	n := len(g.Members)
+	if n == 0 {
+		return false
+	}
+	start := rand.IntN(n)
+	for i := range n {
+		if s.deliverTo(from, g.Members[(start+i)%n], subj, reply, hdr, payload) {
+			return true
+		}
+	}
+	return false
+}
+
+// deliverTo queues the message for one subscription, unless the
+// subscriber is the publisher without echo, may not receive the subject,
+// or has reached its auto-unsubscribe count.
+func (s *Server) deliverTo(from *client, sub *subject.Sub[*subscription], subj, reply, hdr, payload []byte) bool {
+	st := sub.Client
+	t := st.c
+	if t == from && !t.echo.Load() {
+		return false
+	}
+	if u := t.user.Load(); u != nil {
+		allowed := u.DeliverAllowed(subj)
+		if sub.Queue != "" {
+			allowed = u.DeliverQueueAllowed(subj, sub.Queue)
+		}
+		if !allowed {
+			return false
+		}
+	}
+	last := false
+	if n := st.delivered.Add(1); st.max.Load() > 0 {
+		max := st.max.Load()
+		if n > max {
+			return false
+		}
+		last = n == max
+	}
+	if !t.queueMsg(st.sid, subj, reply, hdr, payload) {
+		return false
+	}
+	if reply != nil {
+		if u := t.user.Load(); u != nil {
+			u.NoteReply(reply)
+		}
+	}
+	if from != nil {
+		from.touch(t)
+	} else {
+		t.signalFlush()
+	}
+	if last {
+		t.removeSub(sub)
+	}
+	return true
+}
+
+// queueMsg appends MSG (or HMSG, for a client that negotiated headers) to
+// the client's output. A client whose output grows over max_pending is a
+// slow consumer and is disconnected.
+func (c *client) queueMsg(sid, subj, reply, hdr, payload []byte) bool {
+	c.outMu.Lock()
+	if c.closed {
+		c.outMu.Unlock()
+		return false
+	}
+	if len(hdr) > 0 && c.headers.Load() {
+		c.out = natsproto.AppendHMsg(c.out, subj, sid, reply, hdr, payload)
+	} else {
+		// A client without headers gets the payload only, as from
+		// nats-server.
+		c.out = natsproto.AppendMsg(c.out, subj, sid, reply, payload)
+	}
+	over := len(c.out) > int(c.srv.cfg.MaxPending)
+	c.outMu.Unlock()
+	if over {
+		c.slowConsumer("pending bytes over max_pending")
+		return false
+	}
+	return true
+}
+
+// sendNoResponders answers a request nobody received with a 503 status
+// message on the requester's own subscription to the reply subject, so
+// the request fails at once instead of timing out.
+func (c *client) sendNoResponders(subj, reply []byte) {
+	res := c.srv.subs.MatchBytes(reply)
+	for _, sub := range res.Plain {
+		if sub.Client.c == c {
+			c.hdrScratch = natsproto.AppendNoRespondersHeader(c.hdrScratch[:0], subj)
+			if c.queueMsg(sub.Client.sid, reply, nil, c.hdrScratch, nil) {
+				c.touch(c)
+			}
+			return
+		}
+	}
+}

@@ -1,0 +1,61 @@
+package leaf
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+
+	"github.com/canopy-iot/canopy/leaf/natsd"
+)
+
+// Node is one running canopy-leaf.
+type Node struct {
+	cfg   Config
+	log   *slog.Logger
+	nats  *natsd.Server
+	ready chan struct{}
+}
+
+// New checks cfg (after applying defaults) and prepares the parts without
+// binding any port. A nil log discards logs.
+func New(cfg Config, log *slog.Logger) (*Node, error) {
+	cfg = cfg.WithDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	ns, err := natsd.New(cfg.NATS, cfg.ServerName, log)
+	if err != nil {
+		return nil, err
+	}
+	return &Node{cfg: cfg, log: log, nats: ns, ready: make(chan struct{})}, nil
+}
+
+// Ready is closed once every part serves.
+func (n *Node) Ready() <-chan struct{} { return n.ready }
+
+// NATSURL is where local NATS clients connect (valid once Ready).
+func (n *Node) NATSURL() string { return n.nats.ClientURL() }
+
+// Run serves until ctx ends, then stops every part, letting each finish
+// what it has pending. It returns the first part's failure.
+func (n *Node) Run(ctx context.Context) error {
+	if err := os.MkdirAll(n.cfg.DataDir, 0o750); err != nil {
+		return fmt.Errorf("create data dir %s: %w", n.cfg.DataDir, err)
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	done := make(chan error, 1)
+	go func() { done <- n.nats.Run(ctx) }()
+	select {
+	case <-n.nats.Ready():
+	case err := <-done:
+		return err
+	}
+	n.log.Info("leaf ready", "server_name", n.cfg.ServerName, "nats", n.NATSURL(), "data_dir", n.cfg.DataDir)
+	close(n.ready)
+	return <-done
+}

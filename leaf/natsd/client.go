@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"math"
 	"net"
 	"runtime"
 	"sync"
@@ -69,8 +70,8 @@ type client struct {
 	hdrScratch []byte // reader only: builds no-responders headers
 
 	pingsOut atomic.Int32
-	lastRead atomic.Int64 // unix nanoseconds
-	pinger   *time.Timer
+	lastRead atomic.Int64               // unix nanoseconds
+	pinger   atomic.Pointer[time.Timer] // set before the timer can fire, read by ping
 }
 
 // subscription is what the index keeps per subscription: its owner and
@@ -123,8 +124,10 @@ func (c *client) readLoop(refused bool) {
 		defer t.Stop()
 	}
 	c.lastRead.Store(time.Now().UnixNano())
-	c.pinger = time.AfterFunc(c.srv.cfg.PingInterval.Std(), c.ping)
-	defer c.pinger.Stop()
+	pinger := time.AfterFunc(time.Duration(math.MaxInt64), c.ping)
+	c.pinger.Store(pinger)
+	pinger.Reset(c.srv.cfg.PingInterval.Std())
+	defer pinger.Stop()
 
 	buf := make([]byte, minReadBuf)
 	for {
@@ -292,7 +295,7 @@ func (c *client) ping() {
 	default:
 	}
 	interval := c.srv.cfg.PingInterval.Std()
-	defer c.pinger.Reset(interval)
+	defer c.pinger.Load().Reset(interval)
 	if time.Since(time.Unix(0, c.lastRead.Load())) < interval && c.pingsOut.Load() == 0 {
 		return
 	}

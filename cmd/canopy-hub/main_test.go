@@ -1,17 +1,13 @@
 package main
 
 import (
-	"bufio"
 	"bytes"
 	"context"
-	"fmt"
-	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -19,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/canopy-iot/canopy/appliance"
+	"github.com/canopy-iot/canopy/internal/proctest"
 	"github.com/canopy-iot/canopy/internal/testcert"
 	"github.com/canopy-iot/canopy/internal/wait"
 )
@@ -92,35 +89,12 @@ func TestCommandLine(t *testing.T) {
 	}
 }
 
-var (
-	buildOnce sync.Once
-	binPath   string
-	buildErr  error
-)
-
-// buildBinary builds canopy-hub once for all tests of the package.
-func buildBinary(t *testing.T) string {
-	t.Helper()
-	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "canopy-hub-test")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "canopy-hub")
-		ldflags := "-X github.com/canopy-iot/canopy/internal/version.Version=" + testVersion
-		if out, err := exec.Command("go", "build", "-ldflags", ldflags, "-o", binPath, ".").CombinedOutput(); err != nil {
-			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
-		}
-	})
-	if buildErr != nil {
-		t.Fatal(buildErr)
-	}
-	return binPath
-}
-
 // testVersion is stamped into the test binary through -ldflags.
 const testVersion = "9.9.9-test"
+
+func buildBinary(t *testing.T) string {
+	return proctest.Build(t, ".", "-X github.com/canopy-iot/canopy/internal/version.Version="+testVersion)
+}
 
 func TestIntegrationVersionFromLdflags(t *testing.T) {
 	out, err := exec.Command(buildBinary(t), "version").Output()
@@ -134,55 +108,12 @@ func TestIntegrationVersionFromLdflags(t *testing.T) {
 
 func TestMain(m *testing.M) {
 	code := m.Run()
-	if binPath != "" {
-		os.RemoveAll(filepath.Dir(binPath))
-	}
+	proctest.Cleanup()
 	os.Exit(code)
 }
 
-// process is a canopy-hub binary running under a test.
-type process struct {
-	cmd    *exec.Cmd
-	url    string     // client URL from the "hub ready" log line
-	exited chan error // receives cmd.Wait's result
-}
-
-// startBinary runs bin with args in dir and waits for its "hub ready" log
-// line, which names the client URL.
-func startBinary(t *testing.T, bin, dir string, args ...string) *process {
-	t.Helper()
-	cmd := exec.Command(bin, args...)
-	cmd.Dir = dir
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill() })
-	p := &process{cmd: cmd, exited: make(chan error, 1)}
-	ready := regexp.MustCompile(`msg="hub ready".* client=(nats://\S+)`)
-	urls := make(chan string, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			if m := ready.FindStringSubmatch(sc.Text()); m != nil {
-				urls <- m[1]
-			}
-		}
-		io.Copy(io.Discard, stderr)
-		p.exited <- cmd.Wait()
-	}()
-	select {
-	case p.url = <-urls:
-	case err := <-p.exited:
-		t.Fatalf("canopy-hub exited before it was ready: %v", err)
-	case <-time.After(30 * time.Second):
-		t.Fatal("canopy-hub not ready within 30s")
-	}
-	return p
-}
+// hubReady matches the log line that names the client URL.
+var hubReady = regexp.MustCompile(`msg="hub ready".* client=(nats://\S+)`)
 
 // TestIntegrationBinaryZeroConfig runs the built binary with no
 // configuration file (only kernel-picked ports, so it can run beside other
@@ -190,9 +121,9 @@ func startBinary(t *testing.T, bin, dir string, args ...string) *process {
 func TestIntegrationBinaryZeroConfig(t *testing.T) {
 	bin := buildBinary(t)
 	dir := t.TempDir()
-	p := startBinary(t, bin, dir, "--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0", "--leafnodes-listen", "127.0.0.1:0")
+	p := proctest.Start(t, bin, dir, hubReady, "--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0", "--leafnodes-listen", "127.0.0.1:0")
 
-	nc, err := nats.Connect(p.url)
+	nc, err := nats.Connect(p.Ready[1])
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -211,16 +142,11 @@ func TestIntegrationBinaryZeroConfig(t *testing.T) {
 		t.Fatalf("zero config did not put JetStream in ./canopy-data: %v", err)
 	}
 
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := p.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case err := <-p.exited:
-		if err != nil {
-			t.Fatalf("exit after SIGTERM: %v", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("canopy-hub still running 5s after SIGTERM")
+	if err := p.WaitExit(t, 5*time.Second); err != nil {
+		t.Fatalf("exit after SIGTERM: %v", err)
 	}
 }
 
@@ -239,17 +165,18 @@ func TestIntegrationBinaryReloadOnSIGHUP(t *testing.T) {
 		}
 	}
 	write("      - {user: alice, password: a-secret}\n")
-	p := startBinary(t, bin, dir, "--config", file)
-	if _, err := nats.Connect(p.url, nats.UserInfo("bob", "b-secret")); err == nil {
+	p := proctest.Start(t, bin, dir, hubReady, "--config", file)
+	url := p.Ready[1]
+	if _, err := nats.Connect(url, nats.UserInfo("bob", "b-secret")); err == nil {
 		t.Fatal("bob connected before being configured")
 	}
 
 	write("      - {user: alice, password: a-secret}\n      - {user: bob, password: b-secret}\n")
-	if err := p.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+	if err := p.Cmd.Process.Signal(syscall.SIGHUP); err != nil {
 		t.Fatal(err)
 	}
 	wait.For(t, 10*time.Second, func() error {
-		nc, err := nats.Connect(p.url, nats.UserInfo("bob", "b-secret"))
+		nc, err := nats.Connect(url, nats.UserInfo("bob", "b-secret"))
 		if err != nil {
 			return err
 		}

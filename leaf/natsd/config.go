@@ -103,12 +103,11 @@ func (c Config) Validate() error {
 		errs.Addf("max_payload", "must be at least 1 byte")
 	case c.MaxPayload > 64<<20:
 		errs.Addf("max_payload", "%d bytes is over the 64MiB nats-server allows", c.MaxPayload)
+	case c.MaxPending < c.MaxPayload:
+		errs.Addf("max_pending", "must be at least max_payload (%d bytes)", c.MaxPayload)
 	}
 	if c.MaxControlLine < 256 || c.MaxControlLine > 1<<20 {
 		errs.Addf("max_control_line", "must be between 256 bytes and 1MiB")
-	}
-	if c.MaxPending < c.MaxPayload {
-		errs.Addf("max_pending", "must be at least max_payload (%d bytes)", c.MaxPayload)
 	}
 	if c.MaxPingsOut < 1 {
 		errs.Addf("max_pings_out", "must be at least 1")

@@ -1,0 +1,111 @@
+package leafapp
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/canopy-iot/canopy/appliance"
+	"github.com/canopy-iot/canopy/leaf"
+)
+
+// leafConfigCases lists every file in testdata/leaf with the exact
+// problems expected from it (none for valid files).
+var leafConfigCases = map[string][]string{
+	"minimal.yaml": nil,
+	"full.yaml":    nil,
+	"token.yaml":   nil,
+	"unknown_key.yaml": {
+		`unknown_key.yaml:4: nats.max_paylod: unknown key (did you mean "max_payload"?)`,
+	},
+	"bad_values.yaml": {
+		`bad_values.yaml:2: log_level: unknown level "chatty" (want one of trace, debug, info, warn, error)`,
+		`bad_values.yaml:4: nats.listen: port "99999" out of range (0-65535)`,
+		`bad_values.yaml:5: nats.max_payload: 134217728 bytes is over the 64MiB nats-server allows`,
+		`bad_values.yaml:6: nats.write_deadline: invalid duration "10" (use a unit, e.g. "30s" or "5m")`,
+	},
+	"missing_version.yaml": {
+		`missing_version.yaml: version: missing (the file must start with "version: 1")`,
+	},
+}
+
+func TestLoadLeafTestdata(t *testing.T) {
+	files, err := filepath.Glob("testdata/leaf/*.yaml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range files {
+		if _, ok := leafConfigCases[filepath.Base(f)]; !ok && filepath.Base(f) != "bad_auth.yaml" {
+			t.Errorf("%s has no expected result in leafConfigCases", f)
+		}
+	}
+	for name, want := range leafConfigCases {
+		t.Run(name, func(t *testing.T) {
+			t.Chdir("testdata/leaf")
+			_, err := LoadLeaf(name, true, nil)
+			if got := problems(err); !reflect.DeepEqual(got, want) {
+				t.Errorf("problems:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+			}
+		})
+	}
+}
+
+// The authorization block's problems are placed at their lines too, under
+// the nats block.
+func TestLoadLeafAuthProblems(t *testing.T) {
+	t.Chdir("testdata/leaf")
+	_, err := LoadLeaf("bad_auth.yaml", true, nil)
+	got := problems(err)
+	if len(got) < 2 {
+		t.Fatalf("problems: %q", got)
+	}
+	for _, p := range got {
+		if !strings.HasPrefix(p, "bad_auth.yaml:") || !strings.Contains(p, " nats.authorization") {
+			t.Errorf("problem %q is not placed at a line of nats.authorization", p)
+		}
+	}
+}
+
+func problems(err error) []string {
+	if err == nil {
+		return nil
+	}
+	var ce *appliance.ConfigError
+	if !errors.As(err, &ce) {
+		return []string{"not a *ConfigError: " + err.Error()}
+	}
+	var out []string
+	for _, e := range ce.Problems() {
+		out = append(out, e.Error())
+	}
+	return out
+}
+
+func TestLoadLeafZeroConfig(t *testing.T) {
+	t.Chdir(t.TempDir())
+	cfg, err := LoadLeaf("absent.yaml", false, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	host, _ := os.Hostname()
+	if cfg.NATS.Listen != "127.0.0.1:4222" || cfg.DataDir != leaf.DefaultDataDir || cfg.ServerName != host || cfg.NATS.MaxPayload != 1<<20 {
+		t.Fatalf("zero config: %+v", cfg)
+	}
+}
+
+func TestLoadLeafFlags(t *testing.T) {
+	t.Chdir(t.TempDir())
+	cfg, err := LoadLeaf("absent.yaml", false, []appliance.Override{
+		{Flag: "--nats-listen", Path: "nats.listen", Values: []string{"0.0.0.0:4333"}},
+		{Flag: "--data-dir", Path: "data_dir", Values: []string{"/tmp/x"}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg.NATS.Listen != "0.0.0.0:4333" || cfg.DataDir != "/tmp/x" {
+		t.Fatalf("flags not applied: %+v", cfg)
+	}
+}

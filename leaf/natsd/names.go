@@ -29,4 +29,4 @@ const protoVersion = 1
 
 // reservedReplyPrefixes are reply subjects a client may not use, as in
 // nats-server: they are routing state of the servers.
-var reservedReplyPrefixes = []string{"_R_.", "$JS.ACK."}
+var reservedReplyPrefixes = [][]byte{[]byte("_R_."), []byte("$JS.ACK.")}

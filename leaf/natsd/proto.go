@@ -1,10 +1,10 @@
 package natsd
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
-	"strings"
 
 	"github.com/canopy-iot/canopy/leaf/auth"
 	"github.com/canopy-iot/canopy/leaf/natsproto"
@@ -103,7 +103,7 @@ func (c *client) publish(subj, reply, hdr, payload []byte) error {
 	}
 	if len(reply) > 0 {
 		for _, p := range reservedReplyPrefixes {
-			if strings.HasPrefix(string(reply), p) {
+			if bytes.HasPrefix(reply, p) {
 				c.sendErr(fmt.Sprintf(errReplyViolation, reply))
 				return nil
 			}

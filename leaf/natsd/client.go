@@ -51,11 +51,7 @@ type client struct {
 	subs       map[string]*subject.Sub[*subscription]
 	subsClosed bool // set by close: no subscription may be added any more
 
-	// touched lists the clients this reader queued data for while
-	// handling one read; their writers are woken once per read, not per
-	// message.
-	touched   []*client
-	lastTouch *client
+	batch Batch // clients this reader queued output for during one read
 
 	outMu   sync.Mutex
 	out     []byte // queued for the writer
@@ -67,7 +63,8 @@ type client struct {
 	closeOnce sync.Once
 	graceful  atomic.Bool // write what is queued before closing
 
-	hdrScratch []byte // reader only: builds no-responders headers
+	hdrScratch []byte   // reader only: builds no-responders headers
+	groups     []string // reader only: queue groups a publish reached locally
 
 	pingsOut atomic.Int32
 	lastRead atomic.Int64               // unix nanoseconds
@@ -114,7 +111,7 @@ func (c *client) readLoop(refused bool) {
 		c.nonce = c.srv.auth.NewNonce()
 	}
 	c.queueInfo()
-	c.flushTouched()
+	c.batch.Flush()
 	if c.srv.auth.AuthRequired() {
 		t := time.AfterFunc(c.srv.cfg.AuthTimeout.Std(), func() {
 			if !c.connected.Load() {
@@ -135,7 +132,7 @@ func (c *client) readLoop(refused bool) {
 		if n > 0 {
 			c.lastRead.Store(time.Now().UnixNano())
 			perr := c.parser.Parse(buf[:n])
-			c.flushTouched()
+			c.batch.Flush()
 			if perr != nil {
 				c.protocolError(perr)
 				return
@@ -231,7 +228,7 @@ func (c *client) queueProto(fn func([]byte) []byte) {
 	}
 	c.out = fn(c.out)
 	c.outMu.Unlock()
-	c.touch(c)
+	c.batch.touch(c)
 }
 
 func (c *client) queueString(s string) {
@@ -251,31 +248,6 @@ func (c *client) sendErrAndClose(text string) {
 	}
 	c.outMu.Unlock()
 	c.close(true, text, nil)
-}
-
-// touch records that t has new output to flush after this read.
-func (c *client) touch(t *client) {
-	if t == c.lastTouch {
-		return
-	}
-	c.lastTouch = t
-	for _, x := range c.touched {
-		if x == t {
-			return
-		}
-	}
-	c.touched = append(c.touched, t)
-}
-
-// flushTouched wakes the writers of every client that got data during the
-// read just handled.
-func (c *client) flushTouched() {
-	for i, t := range c.touched {
-		t.signalFlush()
-		c.touched[i] = nil
-	}
-	c.touched = c.touched[:0]
-	c.lastTouch = nil
 }
 
 func (c *client) signalFlush() {
@@ -344,6 +316,9 @@ func (c *client) removeAllSubs() {
 	c.subsMu.Unlock()
 	if len(subs) > 0 {
 		c.srv.subs.RemoveBatch(subs)
+		for _, s := range subs {
+			c.srv.noteInterest(s, -1)
+		}
 	}
 }
 
@@ -351,11 +326,17 @@ func (c *client) removeAllSubs() {
 // reached). It may run on any goroutine.
 func (c *client) removeSub(sub *subject.Sub[*subscription]) {
 	c.subsMu.Lock()
-	if c.subs[sub.SID] == sub {
+	mine := c.subs[sub.SID] == sub
+	if mine {
 		delete(c.subs, sub.SID)
 	}
 	c.subsMu.Unlock()
-	c.srv.subs.Remove(sub) // ErrNotFound: removed concurrently, fine
+	if mine {
+		// Only the goroutine that took it out of subs counts it out, so a
+		// subscription removed twice concurrently is counted once.
+		c.srv.subs.Remove(sub)
+		c.srv.noteInterest(sub, -1)
+	}
 }
 
 // closeGracefully is the server's shutdown: write what is pending, then

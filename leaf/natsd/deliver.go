@@ -7,35 +7,37 @@ import (
 	"github.com/canopy-iot/canopy/leaf/subject"
 )
 
-// deliver routes a message published by from to every matching plain
-// subscription and to one member of each matching queue group. It reports
-// whether anyone received it.
-func (s *Server) deliver(from *client, subj, reply, hdr, payload []byte) bool {
+// deliver routes a message published by the local client from to every
+// matching plain subscription and to one member of each matching queue
+// group. It reports whether anyone received it, and appends to groups the
+// queue names that got it (the uplink must not send those to the hub).
+func (s *Server) deliver(from *client, subj, reply, hdr, payload []byte, groups []string) (bool, []string) {
 	res := s.subs.MatchBytes(subj)
 	delivered := false
 	for _, sub := range res.Plain {
-		if s.deliverTo(from, sub, subj, reply, hdr, payload) {
+		if s.deliverTo(from, &from.batch, sub, subj, reply, hdr, payload) {
 			delivered = true
 		}
 	}
 	for i := range res.Groups {
-		if s.deliverToGroup(from, &res.Groups[i], subj, reply, hdr, payload) {
+		if s.deliverToGroup(from, &from.batch, &res.Groups[i], subj, reply, hdr, payload) {
 			delivered = true
+			groups = append(groups, res.Groups[i].Queue)
 		}
 	}
-	return delivered
+	return delivered, groups
 }
 
 // deliverToGroup gives the message to one member of g, starting from a
 // random one and moving on past members that may not have it.
-func (s *Server) deliverToGroup(from *client, g *subject.Group[*subscription], subj, reply, hdr, payload []byte) bool {
+func (s *Server) deliverToGroup(from *client, b *Batch, g *subject.Group[*subscription], subj, reply, hdr, payload []byte) bool {
 	n := len(g.Members)
 	if n == 0 {
 		return false
 	}
 	start := rand.IntN(n)
 	for i := range n {
-		if s.deliverTo(from, g.Members[(start+i)%n], subj, reply, hdr, payload) {
+		if s.deliverTo(from, b, g.Members[(start+i)%n], subj, reply, hdr, payload) {
 			return true
 		}
 	}
@@ -43,9 +45,11 @@ func (s *Server) deliverToGroup(from *client, g *subject.Group[*subscription], s
 }
 
 // deliverTo queues the message for one subscription, unless the
-// subscriber is the publisher without echo, may not receive the subject,
-// or has reached its auto-unsubscribe count.
-func (s *Server) deliverTo(from *client, sub *subject.Sub[*subscription], subj, reply, hdr, payload []byte) bool {
+// subscriber is the publisher (from; nil for messages from the hub)
+// without echo, may not receive the subject, or has reached its
+// auto-unsubscribe count. The subscriber's writer is woken when b is
+// flushed.
+func (s *Server) deliverTo(from *client, b *Batch, sub *subject.Sub[*subscription], subj, reply, hdr, payload []byte) bool {
 	st := sub.Client
 	t := st.c
 	if t == from && !t.echo.Load() {
@@ -76,11 +80,7 @@ func (s *Server) deliverTo(from *client, sub *subject.Sub[*subscription], subj, 
 			u.NoteReply(reply)
 		}
 	}
-	if from != nil {
-		from.touch(t)
-	} else {
-		t.signalFlush()
-	}
+	b.touch(t)
 	if last {
 		t.removeSub(sub)
 	}
@@ -121,7 +121,7 @@ func (c *client) sendNoResponders(subj, reply []byte) {
 		if sub.Client.c == c {
 			c.hdrScratch = natsproto.AppendNoRespondersHeader(c.hdrScratch[:0], subj)
 			if c.queueMsg(sub.Client.sid, reply, nil, c.hdrScratch, nil) {
-				c.touch(c)
+				c.batch.touch(c)
 			}
 			return
 		}

@@ -120,7 +120,11 @@ func (c *client) publish(subj, reply, hdr, payload []byte) error {
 	if len(reply) == 0 {
 		reply = nil
 	}
-	delivered := c.srv.deliver(c, subj, reply, hdr, payload)
+	delivered, groups := c.srv.deliver(c, subj, reply, hdr, payload, c.groups[:0])
+	if up := c.srv.uplink; up != nil && up.Forward(subj, reply, hdr, payload, groups) {
+		delivered = true
+	}
+	c.groups = groups
 	if !delivered && reply != nil && c.noResponders {
 		c.sendNoResponders(subj, reply)
 	}
@@ -171,6 +175,7 @@ func (c *client) OnSub(subj, queue, sid []byte) error {
 	err := c.srv.subs.Insert(sub)
 	if err == nil {
 		c.subs[sub.SID] = sub
+		c.srv.noteInterest(sub, 1)
 	}
 	c.subsMu.Unlock()
 	if err != nil {

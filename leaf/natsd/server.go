@@ -31,6 +31,10 @@ type Server struct {
 
 	subs subject.Index[*subscription]
 
+	uplink     Uplink // nil when the leaf has no hub
+	interestMu sync.Mutex
+	interest   subject.Interest // local subscriptions per (subject, queue)
+
 	ln      net.Listener
 	ready   chan struct{}
 	closing atomic.Bool

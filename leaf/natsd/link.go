@@ -1,0 +1,82 @@
+package natsd
+
+import (
+	"github.com/canopy-iot/canopy/leaf/subject"
+)
+
+// Uplink is the link to the hub, as the local server sees it (leaf/uplink
+// implements it). The server tells it about local interest and offers it
+// every local publish; messages from the hub come back through Deliver.
+type Uplink interface {
+	// Interest reports the new number of local subscriptions on (subject,
+	// queue) after each change; 0 means the last one went. Calls come in
+	// the order of the changes, before the client's next operation is
+	// handled, so an interest is announced before a message whose reply
+	// it covers.
+	Interest(subject, queue string, count int)
+	// Forward offers a message published by a local client. localGroups
+	// lists the queue groups that already got it locally: the hub must
+	// not pick a member of those. It reports whether the message was sent
+	// to the hub (a request sent there is not answered with "no
+	// responders"). The slices are valid only during the call.
+	Forward(subject, reply, hdr, payload []byte, localGroups []string) bool
+}
+
+// SetUplink connects the server to the hub link. Call it before Run.
+func (s *Server) SetUplink(u Uplink) { s.uplink = u }
+
+// LocalInterest calls fn for every (subject, queue) with local
+// subscriptions and their count, while no count can change: an uplink
+// that just (re)connected announces them all, and no change slips between
+// the snapshot and the announcement. fn must not call back into the
+// server.
+func (s *Server) LocalInterest(fn func(subject, queue string, count int)) {
+	s.interestMu.Lock()
+	defer s.interestMu.Unlock()
+	for k, n := range s.interest.All() {
+		fn(k.Subject, k.Queue, n)
+	}
+}
+
+// noteInterest counts a subscription in (delta 1) or out (delta -1) and
+// tells the uplink.
+func (s *Server) noteInterest(sub *subject.Sub[*subscription], delta int) {
+	s.interestMu.Lock()
+	defer s.interestMu.Unlock()
+	var n int
+	if delta > 0 {
+		n = s.interest.Add(sub.Subject, sub.Queue)
+	} else {
+		var err error
+		if n, err = s.interest.Remove(sub.Subject, sub.Queue); err != nil {
+			return
+		}
+	}
+	if s.uplink != nil {
+		s.uplink.Interest(sub.Subject, sub.Queue, n)
+	}
+}
+
+// Deliver hands a message from the hub to local subscribers: every
+// matching plain subscription, and one member of each queue group in
+// queues (the groups the hub chose this leaf for; a message naming none
+// reaches no local queue group). Writers are woken when b is flushed,
+// once per read from the hub. It reports whether anyone received it.
+func (s *Server) Deliver(b *Batch, subj, reply, hdr, payload []byte, queues [][]byte) bool {
+	res := s.subs.MatchBytes(subj)
+	delivered := false
+	for _, sub := range res.Plain {
+		if s.deliverTo(nil, b, sub, subj, reply, hdr, payload) {
+			delivered = true
+		}
+	}
+	for _, q := range queues {
+		for i := range res.Groups {
+			g := &res.Groups[i]
+			if g.Queue == string(q) && s.deliverToGroup(nil, b, g, subj, reply, hdr, payload) {
+				delivered = true
+			}
+		}
+	}
+	return delivered
+}

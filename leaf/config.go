@@ -8,6 +8,7 @@ import (
 	"github.com/canopy-iot/canopy/internal/config"
 	"github.com/canopy-iot/canopy/internal/logging"
 	"github.com/canopy-iot/canopy/leaf/natsd"
+	"github.com/canopy-iot/canopy/leaf/uplink"
 )
 
 // Config is canopy-leaf's configuration, read from leaf.yaml. Every field
@@ -25,6 +26,9 @@ type Config struct {
 	LogLevel string `yaml:"log_level"`
 	// NATS is the local NATS server for applications on the device.
 	NATS natsd.Config `yaml:"nats"`
+	// Uplink is the leafnode link to the hub. Default: none (the leaf
+	// serves local clients only).
+	Uplink uplink.Config `yaml:"uplink"`
 }
 
 // DefaultDataDir is where state goes when data_dir is not set.
@@ -48,6 +52,7 @@ func (c Config) WithDefaults() Config {
 		c.LogLevel = "info"
 	}
 	c.NATS = c.NATS.WithDefaults()
+	c.Uplink = c.Uplink.WithDefaults(c.ServerName)
 	return c
 }
 
@@ -64,5 +69,6 @@ func (c Config) Validate() error {
 		errs.Addf("data_dir", "must not be empty")
 	}
 	errs.Add(config.Nest("nats", c.NATS.Validate()))
+	errs.Add(config.Nest("uplink", c.Uplink.Validate()))
 	return errs.Err()
 }

@@ -7,14 +7,16 @@ import (
 	"os"
 
 	"github.com/canopy-iot/canopy/leaf/natsd"
+	"github.com/canopy-iot/canopy/leaf/uplink"
 )
 
 // Node is one running canopy-leaf.
 type Node struct {
-	cfg   Config
-	log   *slog.Logger
-	nats  *natsd.Server
-	ready chan struct{}
+	cfg    Config
+	log    *slog.Logger
+	nats   *natsd.Server
+	uplink *uplink.Uplink // nil without a hub
+	ready  chan struct{}
 }
 
 // New checks cfg (after applying defaults) and prepares the parts without
@@ -31,8 +33,18 @@ func New(cfg Config, log *slog.Logger) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Node{cfg: cfg, log: log, nats: ns, ready: make(chan struct{})}, nil
+	n := &Node{cfg: cfg, log: log, nats: ns, ready: make(chan struct{})}
+	if cfg.Uplink.Enabled() {
+		if n.uplink, err = uplink.New(cfg.Uplink, cfg.ServerName, ns, log); err != nil {
+			return nil, err
+		}
+		ns.SetUplink(n.uplink)
+	}
+	return n, nil
 }
+
+// Uplink is the link to the hub, nil when none is configured.
+func (n *Node) Uplink() *uplink.Uplink { return n.uplink }
 
 // Ready is closed once every part serves.
 func (n *Node) Ready() <-chan struct{} { return n.ready }
@@ -55,7 +67,18 @@ func (n *Node) Run(ctx context.Context) error {
 	case err := <-done:
 		return err
 	}
-	n.log.Info("leaf ready", "server_name", n.cfg.ServerName, "nats", n.NATSURL(), "data_dir", n.cfg.DataDir)
+	uplinkDone := make(chan error, 1)
+	if n.uplink != nil {
+		// Local clients are served whether or not the hub is reachable:
+		// the leaf is ready once its own listener is.
+		go func() { uplinkDone <- n.uplink.Run(ctx) }()
+	} else {
+		uplinkDone <- nil
+	}
+	n.log.Info("leaf ready", "server_name", n.cfg.ServerName, "nats", n.NATSURL(), "data_dir", n.cfg.DataDir, "uplink", n.cfg.Uplink.URLs)
 	close(n.ready)
-	return <-done
+	err := <-done
+	cancel()
+	<-uplinkDone
+	return err
 }

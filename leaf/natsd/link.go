@@ -1,6 +1,8 @@
 package natsd
 
 import (
+	"iter"
+
 	"github.com/canopy-iot/canopy/leaf/subject"
 )
 
@@ -25,17 +27,15 @@ type Uplink interface {
 // SetUplink connects the server to the hub link. Call it before Run.
 func (s *Server) SetUplink(u Uplink) { s.uplink = u }
 
-// LocalInterest calls fn for every (subject, queue) with local
-// subscriptions and their count, while no count can change: an uplink
-// that just (re)connected announces them all, and no change slips between
-// the snapshot and the announcement. fn must not call back into the
-// server.
-func (s *Server) LocalInterest(fn func(subject, queue string, count int)) {
+// LockedInterest calls fn once with every (subject, queue) that has local
+// subscriptions and its count, while no count can change: an uplink that
+// just (re)connected marks itself ready and announces them all inside fn,
+// so no change slips between the snapshot and the announcement. fn must
+// not call back into the server.
+func (s *Server) LockedInterest(fn func(keys iter.Seq2[subject.Key, int])) {
 	s.interestMu.Lock()
 	defer s.interestMu.Unlock()
-	for k, n := range s.interest.All() {
-		fn(k.Subject, k.Queue, n)
-	}
+	fn(s.interest.All())
 }
 
 // noteInterest counts a subscription in (delta 1) or out (delta -1) and
@@ -58,12 +58,14 @@ func (s *Server) noteInterest(sub *subject.Sub[*subscription], delta int) {
 }
 
 // Deliver hands a message from the hub to local subscribers: every
-// matching plain subscription, and one member of each queue group in
-// queues (the groups the hub chose this leaf for; a message naming none
-// reaches no local queue group). Writers are woken when b is flushed,
-// once per read from the hub. It reports whether anyone received it.
-func (s *Server) Deliver(b *Batch, subj, reply, hdr, payload []byte, queues [][]byte) bool {
-	res := s.subs.MatchBytes(subj)
+// subscription matching route, plain ones all, and one member of each
+// queue group in queues (the groups the hub chose this leaf for; a message
+// naming none reaches no local queue group). Clients receive it with subj
+// as its subject, which differs from route only for JetStream deliveries.
+// Writers are woken when b is flushed, once per read from the hub. It
+// reports whether anyone received it.
+func (s *Server) Deliver(b *Batch, route, subj, reply, hdr, payload []byte, queues [][]byte) bool {
+	res := s.subs.MatchBytes(route)
 	delivered := false
 	for _, sub := range res.Plain {
 		if s.deliverTo(nil, b, sub, subj, reply, hdr, payload) {

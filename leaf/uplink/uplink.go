@@ -277,3 +277,15 @@ func (u *Uplink) Stats() Stats {
 }
 
 func (u *Uplink) String() string { return fmt.Sprintf("uplink(%s)", u.cfg.Name) }
+
+// KnownURLs lists the hub addresses the link may use: the configured URLs
+// and those the hub advertised.
+func (u *Uplink) KnownURLs() []string {
+	u.urlMu.Lock()
+	defer u.urlMu.Unlock()
+	var out []string
+	for _, c := range u.configured {
+		out = append(out, c.Redacted())
+	}
+	return append(out, u.discovered...)
+}

@@ -1,0 +1,239 @@
+package uplink_test
+
+import (
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"net"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+
+	"github.com/canopy-iot/canopy/internal/config"
+	"github.com/canopy-iot/canopy/internal/wait"
+	"github.com/canopy-iot/canopy/leaf/uplink"
+)
+
+// cutProxy forwards TCP connections to target and can cut them all at
+// once, after a random number of bytes, as a flaky field network does.
+type cutProxy struct {
+	ln      net.Listener
+	target  string
+	mu      sync.Mutex
+	conns   map[net.Conn]bool
+	budget  atomic.Int64 // bytes left before the next cut; <0 means no cut
+	accepts atomic.Int64
+}
+
+func newCutProxy(t testing.TB, target string) *cutProxy {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &cutProxy{ln: ln, target: target, conns: map[net.Conn]bool{}}
+	p.budget.Store(-1)
+	t.Cleanup(func() { ln.Close(); p.cutAll() })
+	go p.accept()
+	return p
+}
+
+func (p *cutProxy) url() string { return "nats-leaf://" + p.ln.Addr().String() }
+
+func (p *cutProxy) accept() {
+	for {
+		c, err := p.ln.Accept()
+		if err != nil {
+			return
+		}
+		p.accepts.Add(1)
+		up, err := net.Dial("tcp", p.target)
+		if err != nil {
+			c.Close()
+			continue
+		}
+		p.mu.Lock()
+		p.conns[c], p.conns[up] = true, true
+		p.mu.Unlock()
+		go p.pipe(c, up)
+		go p.pipe(up, c)
+	}
+}
+
+// pipe copies in small chunks so a cut can land at any byte.
+func (p *cutProxy) pipe(dst, src net.Conn) {
+	buf := make([]byte, 512)
+	for {
+		n, err := src.Read(buf)
+		if n > 0 {
+			if b := p.budget.Load(); b >= 0 {
+				if int64(n) > b {
+					dst.Write(buf[:b])
+					p.cutAll()
+					return
+				}
+				p.budget.Add(-int64(n))
+			}
+			if _, werr := dst.Write(buf[:n]); werr != nil {
+				break
+			}
+		}
+		if err != nil {
+			break
+		}
+	}
+	src.Close()
+	dst.Close()
+}
+
+// cutAfter arms a cut of every connection after n more bytes.
+func (p *cutProxy) cutAfter(n int64) { p.budget.Store(n) }
+
+func (p *cutProxy) cutAll() {
+	p.budget.Store(-1)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for c := range p.conns {
+		c.Close()
+		delete(p.conns, c)
+	}
+}
+
+// The link is cut 100 times at random byte offsets: the leaf keeps
+// serving local clients, always comes back, and messages flow again.
+func TestIntegrationLinkCutAtRandomBytes(t *testing.T) {
+	const cuts = 100
+	dev := newDevice(t)
+	o := hubOpts(t, dev, nil)
+	// Otherwise the leaf would learn the hub's own address and go around
+	// the proxy.
+	o.LeafNode.NoAdvertise = true
+	hub := startHub(t, o)
+	proxy := newCutProxy(t, leafURL(hub)[len("nats-leaf://"):])
+	leaf := startLeaf(t, uplink.Config{URLs: []string{proxy.url()}, NKeySeedFile: dev.seedFile,
+		ReconnectMin: config.Duration(10 * time.Millisecond), ReconnectMax: config.Duration(50 * time.Millisecond)})
+	leaf.waitConnected(t)
+
+	hubClient := connect(t, hub.ClientURL(), nats.UserInfo("app", "pw"))
+	up, _ := hubClient.SubscribeSync("telemetry.>")
+	hubClient.Flush()
+	local := connect(t, leaf.srv.ClientURL())
+	echo, _ := local.SubscribeSync("local.echo")
+	local.Flush()
+
+	// Traffic both ways while the link is cut again and again.
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := 0; ; i++ {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			local.Publish("telemetry.t", fmt.Appendf(nil, "%d", i))
+			time.Sleep(time.Millisecond)
+		}
+	}()
+
+	for i := range cuts {
+		before := leaf.up.Stats().Reconnects
+		proxy.cutAfter(rand.Int64N(4096))
+		// Cut within the handshake or mid-frame; force it if traffic is
+		// too light to reach the offset.
+		time.AfterFunc(50*time.Millisecond, proxy.cutAll)
+		wait.For(t, 15*time.Second, func() error {
+			s := leaf.up.Stats()
+			if s.Reconnects <= before || !s.Connected {
+				return fmt.Errorf("cut %d: not reconnected (last error %q)", i, s.LastError)
+			}
+			return nil
+		})
+		// Local clients are served throughout.
+		if err := local.Publish("local.echo", nil); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := echo.NextMsg(5 * time.Second); err != nil {
+			t.Fatalf("cut %d: local delivery failed: %v", i, err)
+		}
+	}
+	close(stop)
+	wg.Wait()
+	drain(up)
+	deliverEventually(t, func() error { return local.Publish("telemetry.final", nil) }, up)
+	t.Logf("%d cuts, %d reconnects, %d connections through the proxy", cuts, leaf.up.Stats().Reconnects, proxy.accepts.Load())
+}
+
+// A three-node hub cluster: the node the leaf is attached to stops, and
+// the leaf moves to another node (learned from the hub), where a hub
+// subscriber receives its messages again.
+func TestIntegrationFailoverToAnotherHubNode(t *testing.T) {
+	dev := newDevice(t)
+	routes := reserveAddrs(t, 3)
+	var hubs []*server.Server
+	for i := range 3 {
+		o := hubOpts(t, dev, nil)
+		o.ServerName = fmt.Sprintf("hub%d", i+1)
+		o.JetStream = false
+		o.Cluster.Name = "dc1"
+		o.Cluster.Host, o.Cluster.Port = splitAddr(t, routes[i])
+		for _, r := range routes {
+			o.Routes = append(o.Routes, mustURL("nats://"+r))
+		}
+		hubs = append(hubs, startHub(t, o))
+	}
+	waitRoutes(t, hubs)
+	leaf := startLeaf(t, uplink.Config{URLs: []string{leafURL(hubs[0])}, NKeySeedFile: dev.seedFile})
+	leaf.waitConnected(t)
+	local := connect(t, leaf.srv.ClientURL())
+
+	// A hub-side subscriber on a node the leaf is not attached to.
+	watcher := connect(t, hubs[2].ClientURL(), nats.UserInfo("app", "pw"))
+	sub, _ := watcher.SubscribeSync("telemetry.>")
+	watcher.Flush()
+	deliverEventually(t, func() error { return local.Publish("telemetry.before", nil) }, sub)
+
+	// The leaf must have learned the other nodes before its node goes.
+	wait.For(t, 10*time.Second, func() error {
+		if len(leafURLsKnown(leaf)) < 2 {
+			return errors.New("other hub nodes not learned yet")
+		}
+		return nil
+	})
+	start := time.Now()
+	hubs[0].Shutdown()
+	drain(sub)
+	deliverEventually(t, func() error { return local.Publish("telemetry.after", nil) }, sub)
+	t.Logf("delivery resumed %v after the leaf's hub node stopped (now on %s)", time.Since(start).Round(time.Millisecond), leaf.up.Stats().URL)
+}
+
+func leafURLsKnown(l *leafNode) []string { return l.up.KnownURLs() }
+
+func reserveAddrs(t *testing.T, n int) []string {
+	var out []string
+	for range n {
+		l, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, l.Addr().String())
+		defer l.Close()
+	}
+	return out
+}
+
+func waitRoutes(t *testing.T, hubs []*server.Server) {
+	wait.For(t, 20*time.Second, func() error {
+		for _, h := range hubs {
+			if n := h.NumRoutes(); n < len(hubs)-1 {
+				return fmt.Errorf("%s has %d routes", h.Name(), n)
+			}
+		}
+		return nil
+	})
+}

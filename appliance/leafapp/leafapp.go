@@ -29,6 +29,7 @@ var LeafSettings = []appliance.Setting{
 	{Path: "nats.write_deadline", Usage: "longest blocked write to a client before it is cut off (default 10s)"},
 	{Path: "nats.ping_interval", Usage: "how often idle clients are pinged (default 2m)"},
 	{Path: "nats.max_connections", Usage: "most concurrent clients (default 65536)"},
+	{Path: "uplink.urls", Usage: "hub leafnode URLs, e.g. tls://hub.example.com:7422", List: true},
 }
 
 // LoadLeaf reads and checks the leaf configuration, like LoadHub.

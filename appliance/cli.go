@@ -31,16 +31,23 @@ type Program[T any] struct {
 	Short         string // one line for --help
 	DefaultConfig string // read when --config is not given, if it exists
 	Settings      []Setting
-	// Load reads and checks the configuration (see LoadHub).
+	// Load reads and checks the configuration (see Loader).
 	Load func(path string, explicit bool, overrides []Override) (T, error)
 	// LogLevel names the configured log level.
 	LogLevel func(T) string
-	// Check runs the checks of check-config beyond loading, without
-	// starting anything. Optional.
-	Check func(T) error
-	// Serve runs the binary's parts until ctx ends. Each value from reload
-	// asks it to re-read the configuration with load and apply it.
-	Serve func(ctx context.Context, log *slog.Logger, level *slog.LevelVar, cfg T, reload <-chan struct{}, load func() (T, error)) error
+	// New prepares the binary's parts from a loaded configuration without
+	// starting anything; check-config runs it too, for the checks only
+	// the parts can make.
+	New func(cfg T, log *slog.Logger) (Runner[T], error)
+}
+
+// Runner is a binary's running parts.
+type Runner[T any] interface {
+	// Run serves until ctx ends; an error means a part failed.
+	Run(ctx context.Context) error
+	// Reload applies a changed configuration as far as the parts can; on
+	// error the running configuration stays.
+	Reload(cfg T) error
 }
 
 // usageError is a command line the program cannot act on.
@@ -86,10 +93,8 @@ func Main[T any](ctx context.Context, p Program[T], args []string, stdout, stder
 				if err != nil {
 					return err
 				}
-				if p.Check != nil {
-					if err := p.Check(cfg); err != nil {
-						return &ConfigError{Err: err}
-					}
+				if _, err := p.New(cfg, nil); err != nil {
+					return &ConfigError{Err: err}
 				}
 				fmt.Fprintln(stdout, "configuration OK")
 				return nil
@@ -168,9 +173,31 @@ func serveProgram[T any](ctx context.Context, p Program[T], stderr io.Writer, lo
 		}
 	}()
 
-	err = p.Serve(ctx, log, level, cfg, reload, load)
-	if err == nil {
-		log.Info("stopped")
+	r, err := p.New(cfg, log)
+	if err != nil {
+		return &ConfigError{Err: err}
 	}
-	return err
+	done := make(chan error, 1)
+	go func() { done <- r.Run(ctx) }()
+	for {
+		select {
+		case err := <-done:
+			if err == nil {
+				log.Info("stopped")
+			}
+			return err
+		case <-reload:
+			next, err := load()
+			if err == nil {
+				err = r.Reload(next)
+			}
+			if err != nil {
+				log.Error("reload failed, keeping the running configuration", "err", err)
+				continue
+			}
+			if l, err := logging.ParseLevel(p.LogLevel(next)); err == nil {
+				level.Set(l)
+			}
+		}
+	}
 }

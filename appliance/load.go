@@ -51,3 +51,34 @@ func Load[T Validator](path string, explicit bool, overrides []config.Override, 
 	}
 	return nil
 }
+
+// Loader returns a Program's Load for a configuration type: read the file
+// at path (which must exist when explicit), apply the flag overrides and
+// withDefaults, validate.
+func Loader[T Validator](withDefaults func(T) T) func(path string, explicit bool, overrides []Override) (T, error) {
+	return func(path string, explicit bool, overrides []Override) (T, error) {
+		var cfg T
+		if err := Load(path, explicit, overrides, &cfg, withDefaults); err != nil {
+			var zero T
+			return zero, err
+		}
+		return cfg, nil
+	}
+}
+
+// Problems lists the problems of a configuration error one per string, as
+// the binaries print them; nil for nil.
+func Problems(err error) []string {
+	if err == nil {
+		return nil
+	}
+	var ce *ConfigError
+	if !errors.As(err, &ce) {
+		return []string{err.Error()}
+	}
+	var out []string
+	for _, e := range ce.Problems() {
+		out = append(out, e.Error())
+	}
+	return out
+}

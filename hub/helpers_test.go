@@ -1,7 +1,6 @@
 package hub_test
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -9,12 +8,11 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/canopy-iot/canopy/hub"
+	"github.com/canopy-iot/canopy/internal/testlog"
 )
 
 // testConfig is the zero configuration with kernel-picked ports and a
@@ -32,7 +30,7 @@ func testConfig(t testing.TB) hub.Config {
 type node struct {
 	*hub.Hub
 	cfg    hub.Config
-	logs   *logBuffer
+	logs   *testlog.Buffer
 	cancel context.CancelFunc
 	done   chan error
 }
@@ -41,7 +39,7 @@ type node struct {
 // ready.
 func startHub(t testing.TB, cfg hub.Config) *node {
 	t.Helper()
-	logs := &logBuffer{}
+	logs := &testlog.Buffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelInfo}))
 	h, err := hub.New(cfg, log)
 	if err != nil {
@@ -98,28 +96,5 @@ func getJSON(url string, v any) error {
 }
 
 // logBuffer collects a hub's log lines for assertions.
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func (b *logBuffer) contains(s string) error {
-	if !strings.Contains(b.String(), s) {
-		return fmt.Errorf("log does not contain %q", s)
-	}
-	return nil
-}
 
 func natsUser(user, password string) nats.Option { return nats.UserInfo(user, password) }

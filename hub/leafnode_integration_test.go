@@ -125,7 +125,7 @@ func TestIntegrationLeafNodeBoundToAccount(t *testing.T) {
 	// A leaf with a key the hub does not know is refused, and the hub says why.
 	badSeed, badPublic := newUserKey(t)
 	startStockLeaf(t, h.LeafNodeURL(), badSeed)
-	wait.For(t, 10*time.Second, func() error { return h.logs.contains("authentication error") })
+	wait.For(t, 10*time.Second, func() error { return h.logs.Contains("authentication error") })
 	if err := getJSON(h.MonitorURL()+"/leafz", &leafz); err != nil {
 		t.Fatal(err)
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"reflect"
 
 	"github.com/canopy-iot/canopy/leaf/natsd"
 	"github.com/canopy-iot/canopy/leaf/uplink"
@@ -81,4 +82,20 @@ func (n *Node) Run(ctx context.Context) error {
 	cancel()
 	<-uplinkDone
 	return err
+}
+
+// Reload takes a changed configuration. The log level is applied by the
+// caller; every other leaf setting applies at the next start, which the
+// log says when it changed.
+func (n *Node) Reload(cfg Config) error {
+	next := cfg.WithDefaults()
+	if err := next.Validate(); err != nil {
+		return err
+	}
+	cur := n.cfg
+	cur.LogLevel = next.LogLevel
+	if !reflect.DeepEqual(cur, next) {
+		n.log.Warn("configuration changed; leaf settings other than log_level apply at the next restart")
+	}
+	return nil
 }

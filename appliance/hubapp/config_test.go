@@ -1,7 +1,6 @@
 package hubapp
 
 import (
-	"errors"
 	"github.com/canopy-iot/canopy/appliance"
 	"os"
 	"path/filepath"
@@ -108,26 +107,11 @@ func TestLoadHubTestdata(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			inConfigDir(t, name)
 			_, err := LoadHub(name, true, nil)
-			if got := problems(err); !reflect.DeepEqual(got, want) {
+			if got := appliance.Problems(err); !reflect.DeepEqual(got, want) {
 				t.Errorf("problems:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 			}
 		})
 	}
-}
-
-func problems(err error) []string {
-	if err == nil {
-		return nil
-	}
-	var ce *appliance.ConfigError
-	if !errors.As(err, &ce) {
-		return []string{"not a *ConfigError: " + err.Error()}
-	}
-	var out []string
-	for _, e := range ce.Problems() {
-		out = append(out, e.Error())
-	}
-	return out
 }
 
 func TestLoadHubFullFile(t *testing.T) {
@@ -189,7 +173,7 @@ func TestLoadHubFlagsOverrideFile(t *testing.T) {
 		`flag --lame-duck: lame_duck: invalid duration "soon" (use a unit, e.g. "30s" or "5m")`,
 		`flag --listen: listen: port "99999" out of range (0-65535)`,
 	}
-	if got := problems(err); !reflect.DeepEqual(got, want) {
+	if got := appliance.Problems(err); !reflect.DeepEqual(got, want) {
 		t.Fatalf("problems:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }

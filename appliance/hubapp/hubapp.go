@@ -4,12 +4,10 @@
 package hubapp
 
 import (
-	"context"
 	"github.com/canopy-iot/canopy/appliance"
 	"log/slog"
 
 	"github.com/canopy-iot/canopy/hub"
-	"github.com/canopy-iot/canopy/internal/logging"
 )
 
 // DefaultHubConfig is where canopy-hub looks for its configuration when no
@@ -37,48 +35,11 @@ var HubSettings = []appliance.Setting{
 	{Path: "nats_config", Usage: "nats-server configuration file for settings Canopy does not model"},
 }
 
-// LoadHub reads and checks the hub configuration. path is the config file
+// LoadHub reads and checks the hub configuration: path is the config file
 // (explicit says the user named it, so it must exist); overrides come from
 // flags. The result has its defaults applied. Problems are returned as a
-// *ConfigError listing all of them, each with its line or flag.
-func LoadHub(path string, explicit bool, overrides []appliance.Override) (hub.Config, error) {
-	var cfg hub.Config
-	if err := appliance.Load(path, explicit, overrides, &cfg, hub.Config.WithDefaults); err != nil {
-		return hub.Config{}, err
-	}
-	return cfg, nil
-}
-
-// RunHub runs a hub on cfg until ctx is cancelled. Each value received from
-// reload re-reads the configuration with load and applies it live; a
-// configuration that fails to load or apply is logged and the running one
-// kept. A non-nil error means the hub failed.
-func RunHub(ctx context.Context, log *slog.Logger, level *slog.LevelVar, cfg hub.Config, reload <-chan struct{}, load func() (hub.Config, error)) error {
-	h, err := hub.New(cfg, log)
-	if err != nil {
-		return &appliance.ConfigError{Err: err}
-	}
-	done := make(chan error, 1)
-	go func() { done <- h.Run(ctx) }()
-	for {
-		select {
-		case err := <-done:
-			return err
-		case <-reload:
-			next, err := load()
-			if err == nil {
-				err = h.Reload(next)
-			}
-			if err != nil {
-				log.Error("reload failed, keeping the running configuration", "err", err)
-				continue
-			}
-			if l, err := logging.ParseLevel(next.LogLevel); err == nil {
-				level.Set(l)
-			}
-		}
-	}
-}
+// *appliance.ConfigError listing all of them, each with its line or flag.
+var LoadHub = appliance.Loader(hub.Config.WithDefaults)
 
 // Program is canopy-hub's command line.
 var Program = appliance.Program[hub.Config]{
@@ -88,10 +49,7 @@ var Program = appliance.Program[hub.Config]{
 	Settings:      HubSettings,
 	Load:          LoadHub,
 	LogLevel:      func(c hub.Config) string { return c.LogLevel },
-	// hub.New runs nats-server's own option checks without binding ports.
-	Check: func(c hub.Config) error {
-		_, err := hub.New(c, nil)
-		return err
+	New: func(c hub.Config, log *slog.Logger) (appliance.Runner[hub.Config], error) {
+		return hub.New(c, log)
 	},
-	Serve: RunHub,
 }

@@ -1,7 +1,6 @@
 package leafapp
 
 import (
-	"errors"
 	"os"
 	"path/filepath"
 	"reflect"
@@ -46,7 +45,7 @@ func TestLoadLeafTestdata(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			t.Chdir("testdata/leaf")
 			_, err := LoadLeaf(name, true, nil)
-			if got := problems(err); !reflect.DeepEqual(got, want) {
+			if got := appliance.Problems(err); !reflect.DeepEqual(got, want) {
 				t.Errorf("problems:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
 			}
 		})
@@ -58,7 +57,7 @@ func TestLoadLeafTestdata(t *testing.T) {
 func TestLoadLeafAuthProblems(t *testing.T) {
 	t.Chdir("testdata/leaf")
 	_, err := LoadLeaf("bad_auth.yaml", true, nil)
-	got := problems(err)
+	got := appliance.Problems(err)
 	if len(got) < 2 {
 		t.Fatalf("problems: %q", got)
 	}
@@ -67,21 +66,6 @@ func TestLoadLeafAuthProblems(t *testing.T) {
 			t.Errorf("problem %q is not placed at a line of nats.authorization", p)
 		}
 	}
-}
-
-func problems(err error) []string {
-	if err == nil {
-		return nil
-	}
-	var ce *appliance.ConfigError
-	if !errors.As(err, &ce) {
-		return []string{"not a *ConfigError: " + err.Error()}
-	}
-	var out []string
-	for _, e := range ce.Problems() {
-		out = append(out, e.Error())
-	}
-	return out
 }
 
 func TestLoadLeafZeroConfig(t *testing.T) {

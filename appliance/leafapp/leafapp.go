@@ -5,11 +5,9 @@
 package leafapp
 
 import (
-	"context"
 	"github.com/canopy-iot/canopy/appliance"
 	"log/slog"
 
-	"github.com/canopy-iot/canopy/internal/logging"
 	"github.com/canopy-iot/canopy/leaf"
 	"github.com/canopy-iot/canopy/leaf/natsd"
 )
@@ -32,42 +30,8 @@ var LeafSettings = []appliance.Setting{
 	{Path: "uplink.urls", Usage: "hub leafnode URLs, e.g. tls://hub.example.com:7422", List: true},
 }
 
-// LoadLeaf reads and checks the leaf configuration, like LoadHub.
-func LoadLeaf(path string, explicit bool, overrides []appliance.Override) (leaf.Config, error) {
-	var cfg leaf.Config
-	if err := appliance.Load(path, explicit, overrides, &cfg, leaf.Config.WithDefaults); err != nil {
-		return leaf.Config{}, err
-	}
-	return cfg, nil
-}
-
-// RunLeaf runs a leaf on cfg until ctx is cancelled. A reload applies the
-// log level; other settings take effect at the next start, which the log
-// says.
-func RunLeaf(ctx context.Context, log *slog.Logger, level *slog.LevelVar, cfg leaf.Config, reload <-chan struct{}, load func() (leaf.Config, error)) error {
-	n, err := leaf.New(cfg, log)
-	if err != nil {
-		return &appliance.ConfigError{Err: err}
-	}
-	done := make(chan error, 1)
-	go func() { done <- n.Run(ctx) }()
-	for {
-		select {
-		case err := <-done:
-			return err
-		case <-reload:
-			next, err := load()
-			if err != nil {
-				log.Error("reload failed, keeping the running configuration", "err", err)
-				continue
-			}
-			if l, err := logging.ParseLevel(next.LogLevel); err == nil {
-				level.Set(l)
-			}
-			log.Info("log level reloaded; other leaf settings apply at the next restart", "log_level", next.LogLevel)
-		}
-	}
-}
+// LoadLeaf reads and checks the leaf configuration, like hubapp.LoadHub.
+var LoadLeaf = appliance.Loader(leaf.Config.WithDefaults)
 
 // Program is canopy-leaf's command line.
 var Program = appliance.Program[leaf.Config]{
@@ -77,9 +41,7 @@ var Program = appliance.Program[leaf.Config]{
 	Settings:      LeafSettings,
 	Load:          LoadLeaf,
 	LogLevel:      func(c leaf.Config) string { return c.LogLevel },
-	Check: func(c leaf.Config) error {
-		_, err := leaf.New(c, nil)
-		return err
+	New: func(c leaf.Config, log *slog.Logger) (appliance.Runner[leaf.Config], error) {
+		return leaf.New(c, log)
 	},
-	Serve: RunLeaf,
 }

@@ -82,7 +82,7 @@ func TestAuthModes(t *testing.T) {
 					t.Fatalf("bad credentials %d: %v, want an Authorization Violation", i, err)
 				}
 			}
-			wait.For(t, 5*time.Second, func() error { return s.logs.contains("client authentication failed") })
+			wait.For(t, 5*time.Second, func() error { return s.logs.Contains("client authentication failed") })
 		})
 	}
 }

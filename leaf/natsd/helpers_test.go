@@ -2,19 +2,17 @@ package natsd_test
 
 import (
 	"bufio"
-	"bytes"
 	"context"
-	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/canopy-iot/canopy/internal/testlog"
 	"github.com/canopy-iot/canopy/leaf/natsd"
 )
 
@@ -22,7 +20,7 @@ import (
 // test ends.
 type running struct {
 	*natsd.Server
-	logs   *logBuffer
+	logs   *testlog.Buffer
 	cancel context.CancelFunc
 	done   chan error
 }
@@ -32,7 +30,7 @@ func startServer(t testing.TB, cfg natsd.Config) *running {
 	if cfg.Listen == "" {
 		cfg.Listen = "127.0.0.1:0"
 	}
-	logs := &logBuffer{}
+	logs := &testlog.Buffer{}
 	s, err := natsd.New(cfg, "test-leaf", slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})))
 	if err != nil {
 		t.Fatalf("natsd.New: %v", err)
@@ -147,24 +145,4 @@ func (c *raw) handshake() string {
 func isTimeout(err error) bool {
 	ne, ok := err.(net.Error)
 	return ok && ne.Timeout()
-}
-
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) contains(s string) error {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	if !strings.Contains(b.buf.String(), s) {
-		return fmt.Errorf("log does not contain %q", s)
-	}
-	return nil
 }

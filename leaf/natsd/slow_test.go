@@ -64,7 +64,7 @@ func TestSlowConsumerIsCutOffAndOthersKeepReceiving(t *testing.T) {
 				}
 				return nil
 			})
-			wait.For(t, 10*time.Second, func() error { return s.logs.contains(`reason="` + c.reason + `"`) })
+			wait.For(t, 10*time.Second, func() error { return s.logs.Contains(`reason="` + c.reason + `"`) })
 			if n := fastDisconnects.Load(); n != 0 {
 				t.Fatalf("the fast subscriber was disconnected %d times", n)
 			}

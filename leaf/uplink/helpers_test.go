@@ -1,7 +1,6 @@
 package uplink_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -10,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -20,6 +18,7 @@ import (
 	"github.com/nats-io/nkeys"
 
 	"github.com/canopy-iot/canopy/internal/config"
+	"github.com/canopy-iot/canopy/internal/testlog"
 	"github.com/canopy-iot/canopy/internal/wait"
 	"github.com/canopy-iot/canopy/leaf/natsd"
 	"github.com/canopy-iot/canopy/leaf/uplink"
@@ -98,7 +97,7 @@ func leafURL(s *server.Server) string {
 type leafNode struct {
 	srv    *natsd.Server
 	up     *uplink.Uplink
-	logs   *logBuffer
+	logs   *testlog.Buffer
 	cancel context.CancelFunc
 	done   chan struct{}
 }
@@ -107,7 +106,7 @@ type leafNode struct {
 // by the caller) with fast reconnects.
 func startLeaf(t testing.TB, cfg uplink.Config) *leafNode {
 	t.Helper()
-	logs := &logBuffer{}
+	logs := &testlog.Buffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	srv, err := natsd.New(natsd.Config{Listen: "127.0.0.1:0"}, "leaf-under-test", log)
 	if err != nil {
@@ -187,25 +186,6 @@ func drain(sub *nats.Subscription) {
 		}
 	}
 }
-
-type logBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *logBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *logBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
-func (b *logBuffer) count(s string) int { return strings.Count(b.String(), s) }
 
 func splitAddr(t testing.TB, addr string) (string, int) {
 	host, port, err := net.SplitHostPort(addr)

@@ -239,12 +239,12 @@ func TestIntegrationAccountScopingAndPermissions(t *testing.T) {
 		}
 	}
 	wait.For(t, 5*time.Second, func() error {
-		if n := leaf.logs.count(`not permitted on the uplink`); n == 0 {
+		if n := leaf.logs.Count(`not permitted on the uplink`); n == 0 {
 			return errors.New("denied publish not logged")
 		}
 		return nil
 	})
-	if n := leaf.logs.count(`subject=config.x`); n != 1 {
+	if n := leaf.logs.Count(`subject=config.x`); n != 1 {
 		t.Fatalf("denied subject logged %d times, want once", n)
 	}
 	if s := leaf.up.Stats(); s.Reconnects != 0 || !s.Connected {
@@ -271,12 +271,12 @@ func TestIntegrationWrongCredentials(t *testing.T) {
 	hub := startHub(t, hubOpts(t, dev, nil))
 	leaf := startLeaf(t, uplink.Config{URLs: []string{leafURL(hub)}, NKeySeedFile: stranger.seedFile})
 	wait.For(t, 10*time.Second, func() error {
-		if n := leaf.logs.count("uplink connect failed again"); n < 3 {
+		if n := leaf.logs.Count("uplink connect failed again"); n < 3 {
 			return fmt.Errorf("%d retries so far", n)
 		}
 		return nil
 	})
-	if n := leaf.logs.count(`msg="hub refused the device's credentials"`); n != 1 {
+	if n := leaf.logs.Count(`msg="hub refused the device's credentials"`); n != 1 {
 		t.Fatalf("credential failure logged %d times at error level, want once:\n%s", n, leaf.logs)
 	}
 	if s := leaf.up.Stats(); s.Connected || !strings.Contains(s.LastError, "Authorization Violation") {

@@ -1,0 +1,133 @@
+// Command natsbench is the load generator of Canopy's benchmarks. It speaks
+// to any NATS server through nats.go, with the same settings for every
+// server, and prints one result line of key=value pairs on stdout.
+//
+//	natsbench pubsub  [-subs N] [-size B] [-msgs N]   1 publisher → N subscribers
+//	natsbench queue   [-members N] [-size B] [-msgs N] 1 publisher → one queue group
+//	natsbench reqrep  [-size B] [-requests N]         sequential request/reply latency
+//	natsbench idle    -pid P [-clients K]             server RSS with K idle clients
+//	natsbench free-port                               print a free TCP port on 127.0.0.1
+//	natsbench wait-listen -port N [-pid P]            wait until the port is listening
+//
+// Every connection uses nats.go's defaults with one exception: receivers
+// have no pending limits, so a receiver that falls behind the server queues
+// messages in the client instead of dropping them as a client-side slow
+// consumer. Drops would distort the count (and the rate) in a way that
+// depends on the client, not on the server under test.
+//
+// Every message carries its sequence number in its first 8 bytes, and every
+// receiver accounts for every sequence number: a message lost, duplicated,
+// delivered twice within a queue group or of the wrong size fails the run
+// with exit status 1, and so does a connection the server closes. Exit
+// status 2 is a bad command line.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"sort"
+	"strings"
+	"syscall"
+	"time"
+)
+
+var errUsage = errors.New("usage")
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	switch {
+	case err == nil:
+	case errors.Is(err, errUsage):
+		os.Exit(2)
+	default:
+		fmt.Fprintln(os.Stderr, "natsbench:", err)
+		os.Exit(1)
+	}
+}
+
+// command is one subcommand: it parses its own flags from args and prints
+// its result line on stdout.
+type command struct {
+	summary string
+	run     func(ctx context.Context, args []string, stdout, stderr io.Writer) error
+}
+
+var commands = map[string]command{
+	"pubsub":      {"1 publisher → N subscribers: throughput as received", runPubSub},
+	"queue":       {"1 publisher → a queue group: throughput, exactly-once delivery", runQueue},
+	"reqrep":      {"sequential request/reply latency percentiles", runReqRep},
+	"idle":        {"server RSS with K idle clients, each with one subscription", runIdle},
+	"free-port":   {"print a free TCP port on 127.0.0.1", runFreePort},
+	"wait-listen": {"wait until a TCP port is listening, without connecting to it", runWaitListen},
+}
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "-help" || args[0] == "--help" {
+		usage(stderr)
+		return errUsage
+	}
+	cmd, ok := commands[args[0]]
+	if !ok {
+		fmt.Fprintf(stderr, "natsbench: unknown command %q\n", args[0])
+		usage(stderr)
+		return errUsage
+	}
+	return cmd.run(ctx, args[1:], stdout, stderr)
+}
+
+func usage(w io.Writer) {
+	names := make([]string, 0, len(commands))
+	for name := range commands {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	var b strings.Builder
+	b.WriteString("usage: natsbench COMMAND [flags]   (natsbench COMMAND -h for its flags)\n\ncommands:\n")
+	for _, name := range names {
+		fmt.Fprintf(&b, "  %-12s %s\n", name, commands[name].summary)
+	}
+	io.WriteString(w, b.String())
+}
+
+// common are the flags every load command has.
+type common struct {
+	url     string
+	timeout time.Duration
+}
+
+func (c *common) flags(fs *flag.FlagSet) {
+	fs.StringVar(&c.url, "url", "nats://127.0.0.1:4222", "server URL")
+	fs.DurationVar(&c.timeout, "timeout", 5*time.Minute, "fail if the whole run takes longer")
+}
+
+// parse parses a subcommand's flags and rejects positional arguments.
+func parse(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		return errUsage
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(fs.Output(), "natsbench %s: unexpected arguments %q\n", fs.Name(), fs.Args())
+		return errUsage
+	}
+	return nil
+}
+
+// usageErrorf reports a bad flag value the way flag reports a bad flag: on
+// the command's output, and exit status 2.
+func usageErrorf(fs *flag.FlagSet, format string, args ...any) error {
+	fmt.Fprintf(fs.Output(), "natsbench %s: %s\n", fs.Name(), fmt.Sprintf(format, args...))
+	return errUsage
+}
+
+func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
+	fs := flag.NewFlagSet(name, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	return fs
+}

@@ -54,9 +54,10 @@ type client struct {
 	batch Batch // clients this reader queued output for during one read
 
 	outMu   sync.Mutex
-	out     []byte // queued for the writer
-	spare   []byte // the writer's previous buffer, for reuse
-	closed  bool   // nothing more is queued
+	out     outbuf   // queued for the writer
+	spare   [][]byte // the writer's previous block list, for reuse
+	wbufs   [][]byte // writer only: the list handed to writev
+	closed  bool     // nothing more is queued
 	flushCh chan struct{}
 
 	done      chan struct{} // closed when the connection starts closing
@@ -213,40 +214,41 @@ func ipOf(a net.Addr) string {
 	return ""
 }
 
-func (c *client) queueInfo() {
-	info := c.info()
-	c.queueProto(func(b []byte) []byte { return natsproto.AppendInfo(b, info) })
-}
+func (c *client) queueInfo() { c.queueProto(natsproto.AppendInfo(nil, c.info())) }
 
-// queueProto appends what fn writes to this client's own output and
+// queueProto appends a protocol line to this client's own output and
 // arranges a flush at the end of the current read.
-func (c *client) queueProto(fn func([]byte) []byte) {
-	c.outMu.Lock()
-	if c.closed {
-		c.outMu.Unlock()
-		return
+func (c *client) queueProto(line []byte) {
+	if c.queueLine(line) {
+		c.batch.touch(c)
 	}
-	c.out = fn(c.out)
-	c.outMu.Unlock()
-	c.batch.touch(c)
 }
 
-func (c *client) queueString(s string) {
-	c.queueProto(func(b []byte) []byte { return append(b, s...) })
+// queueLine appends a protocol line, from any goroutine; false when the
+// connection is closing.
+func (c *client) queueLine(line []byte) bool {
+	c.outMu.Lock()
+	defer c.outMu.Unlock()
+	if c.closed {
+		return false
+	}
+	c.out.write(line)
+	return true
 }
 
-func (c *client) sendErr(text string) {
-	c.queueProto(func(b []byte) []byte { return natsproto.AppendErr(b, text) })
-}
+// The constant lines, ready to queue.
+var (
+	okLine   = []byte(natsproto.OKLine)
+	pongLine = []byte(natsproto.PongLine)
+	pingLine = []byte(natsproto.PingLine)
+)
+
+func (c *client) sendErr(text string) { c.queueProto(natsproto.AppendErr(nil, text)) }
 
 // sendErrAndClose queues -ERR 'text' and closes the connection once it is
 // written. It may be called from any goroutine.
 func (c *client) sendErrAndClose(text string) {
-	c.outMu.Lock()
-	if !c.closed {
-		c.out = natsproto.AppendErr(c.out, text)
-	}
-	c.outMu.Unlock()
+	c.queueLine(natsproto.AppendErr(nil, text))
 	c.close(true, text, nil)
 }
 
@@ -275,11 +277,7 @@ func (c *client) ping() {
 		c.sendErrAndClose(errStaleConnection)
 		return
 	}
-	c.outMu.Lock()
-	if !c.closed {
-		c.out = append(c.out, natsproto.PingLine...)
-	}
-	c.outMu.Unlock()
+	c.queueLine(pingLine)
 	c.signalFlush()
 }
 

@@ -97,13 +97,15 @@ func (c *client) queueMsg(sid, subj, reply, hdr, payload []byte) bool {
 		return false
 	}
 	if len(hdr) > 0 && c.headers.Load() {
-		c.out = natsproto.AppendHMsg(c.out, subj, sid, reply, hdr, payload)
+		b := c.out.tail(frameSize(subj, sid, reply, hdr, payload))
+		c.out.commit(natsproto.AppendHMsg(b, subj, sid, reply, hdr, payload))
 	} else {
 		// A client without headers gets the payload only, as from
 		// nats-server.
-		c.out = natsproto.AppendMsg(c.out, subj, sid, reply, payload)
+		b := c.out.tail(frameSize(subj, sid, reply, nil, payload))
+		c.out.commit(natsproto.AppendMsg(b, subj, sid, reply, payload))
 	}
-	over := len(c.out) > int(c.srv.cfg.MaxPending)
+	over := c.out.n > int(c.srv.cfg.MaxPending)
 	c.outMu.Unlock()
 	if over {
 		c.slowConsumer("pending bytes over max_pending")

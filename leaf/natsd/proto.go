@@ -74,7 +74,7 @@ func (c *client) OnConnect(js []byte) error {
 	c.user.Store(user)
 	c.connected.Store(true)
 	if c.verbose {
-		c.queueString(natsproto.OKLine)
+		c.queueProto(okLine)
 	}
 	return nil
 }
@@ -115,7 +115,7 @@ func (c *client) publish(subj, reply, hdr, payload []byte) error {
 		return nil
 	}
 	if c.verbose {
-		c.queueString(natsproto.OKLine)
+		c.queueProto(okLine)
 	}
 	if len(reply) == 0 {
 		reply = nil
@@ -214,7 +214,7 @@ func (c *client) OnPing() error {
 	if err := c.requireConnect(); err != nil {
 		return err
 	}
-	c.queueString(natsproto.PongLine)
+	c.queueProto(pongLine)
 	return nil
 }
 
@@ -236,6 +236,6 @@ func (c *client) OnErr(text []byte) error {
 
 func (c *client) ok() {
 	if c.verbose {
-		c.queueString(natsproto.OKLine)
+		c.queueProto(okLine)
 	}
 }

@@ -2,15 +2,12 @@ package natsd
 
 import (
 	"errors"
+	"net"
 	"os"
 	"time"
 
 	"github.com/canopy-iot/canopy/leaf/natsproto"
 )
-
-// maxKeptOut is the largest output buffer kept for reuse. A burst should
-// not pin megabytes per client for the connection's life.
-const maxKeptOut = 64 << 10
 
 // writeLoop writes what is queued for the client, as one write per wake-up
 // however many messages were queued meanwhile.
@@ -32,31 +29,30 @@ func (c *client) writeLoop() {
 	}
 }
 
-// writeOut takes the queued bytes and writes them within deadline.
+// writeOut takes the queued blocks and writes them, with one writev,
+// within deadline.
 func (c *client) writeOut(deadline time.Duration) error {
 	c.outMu.Lock()
-	buf := c.out
-	c.out, c.spare = c.spare[:0], nil
+	chunks := c.out.take(c.spare)
+	c.spare = nil
 	c.outMu.Unlock()
-	if len(buf) == 0 {
-		c.keepSpare(buf)
-		return nil
-	}
-	c.conn.SetWriteDeadline(time.Now().Add(deadline))
-	_, err := c.conn.Write(buf)
-	c.keepSpare(buf)
-	return err
-}
-
-func (c *client) keepSpare(buf []byte) {
-	if cap(buf) > maxKeptOut {
-		return
+	var err error
+	if len(chunks) > 0 {
+		c.conn.SetWriteDeadline(time.Now().Add(deadline))
+		// WriteTo consumes the list it is given; keep chunks intact to
+		// recycle the blocks.
+		c.wbufs = append(c.wbufs[:0], chunks...)
+		bufs := net.Buffers(c.wbufs)
+		_, err = bufs.WriteTo(c.conn)
+		clear(c.wbufs)
+		release(chunks)
 	}
 	c.outMu.Lock()
 	if c.spare == nil {
-		c.spare = buf[:0]
+		c.spare = chunks[:0]
 	}
 	c.outMu.Unlock()
+	return err
 }
 
 func (c *client) writeFailed(err error) {
@@ -76,8 +72,9 @@ func (c *client) slowConsumer(reason string) {
 		c.outMu.Unlock()
 		return
 	}
-	pending := len(c.out)
-	c.out = natsproto.AppendErr(c.out[:0], errSlowConsumer)
+	pending := c.out.n
+	c.out.drop()
+	c.out.write(natsproto.AppendErr(nil, errSlowConsumer))
 	c.outMu.Unlock()
 	c.srv.log.Warn("slow consumer disconnected", "client_id", c.id, "remote", c.remote, "reason", reason, "bytes", pending)
 	// A write already blocked on this client must not hold the writer for

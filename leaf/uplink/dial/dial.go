@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"net"
 	"net/url"
+	"os"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -45,8 +47,9 @@ type Options struct {
 //     UpgradeTLS. Only Options.TLSFirst makes Dial start TLS itself.
 //   - ws:// (port 80) and wss:// (port 443, TLS then WebSocket): the
 //     returned conn reads and writes WebSocket frames underneath. The
-//     request path is /leafnode, appended to the URL's path unless that
-//     already ends in it, as nats-server's solicitor does. Never run
+//     request path is the URL's path with /leafnode appended, as
+//     nats-server's solicitor does, unless it already ends in /leafnode
+//     (the hub checks only the suffix). Never run
 //     UpgradeTLS on it: over WebSocket the hub's INFO may say
 //     tls_required, but TLS, if any, is already below.
 //
@@ -134,6 +137,9 @@ func parseTarget(raw string) (target, error) {
 		return target{}, fmt.Errorf("%w: %s: no host", ErrURL, t.redacted)
 	}
 	if p := u.Port(); p != "" {
+		if !validPort(p) {
+			return target{}, fmt.Errorf("%w: %s: invalid port %q", ErrURL, t.redacted, p)
+		}
 		port = p
 	}
 	t.addr = net.JoinHostPort(t.host, port)
@@ -164,12 +170,17 @@ func redact(u *url.URL) string {
 		return u.String()
 	}
 	c := *u
-	if name, hasPass := u.User.Password(); hasPass {
-		c.User = url.UserPassword(name, "xxxxx")
+	if _, hasPass := u.User.Password(); hasPass {
+		c.User = url.UserPassword(u.User.Username(), "xxxxx")
 	} else {
 		c.User = url.User("xxxxx")
 	}
 	return c.String()
+}
+
+func validPort(p string) bool {
+	n, err := strconv.Atoi(p)
+	return err == nil && n > 0 && n <= 65535
 }
 
 // parseDetail keeps url.Parse's reason and drops the URL it quotes, which
@@ -237,7 +248,12 @@ func bounded(ctx context.Context, raw net.Conn, step func() (net.Conn, error)) (
 		err = context.Cause(ctx)
 	}
 	if err != nil {
-		if ctxErr := context.Cause(ctx); ctxErr != nil && !errors.Is(err, ctxErr) {
+		ctxErr := context.Cause(ctx)
+		if ctxErr == nil && errors.Is(err, os.ErrDeadlineExceeded) {
+			// raw's deadline is ctx's; its timer can fire first.
+			ctxErr = context.DeadlineExceeded
+		}
+		if ctxErr != nil && !errors.Is(err, ctxErr) {
 			err = fmt.Errorf("%w (%w)", err, ctxErr)
 		}
 		return nil, err

@@ -130,21 +130,21 @@ func closePayload(code int) []byte {
 
 // parseClose checks a close frame's body (section 5.5.1): empty, or a
 // status code that may appear on the wire (section 7.4) followed by UTF-8.
-func parseClose(p []byte) (code int, reason string, err error) {
+func parseClose(p []byte) (code int, err error) {
 	switch {
 	case len(p) == 0:
-		return closeNoStatus, "", nil
+		return closeNoStatus, nil
 	case len(p) == 1:
-		return 0, "", fmt.Errorf("%w: close frame with a 1-byte body", ErrProtocol)
+		return 0, fmt.Errorf("%w: close frame with a 1-byte body", ErrProtocol)
 	}
 	code = int(binary.BigEndian.Uint16(p))
 	if !validCloseCode(code) {
-		return 0, "", fmt.Errorf("%w: close frame with status code %d", ErrProtocol, code)
+		return 0, fmt.Errorf("%w: close frame with status code %d", ErrProtocol, code)
 	}
 	if !utf8.Valid(p[2:]) {
-		return 0, "", fmt.Errorf("%w: close reason is not UTF-8", ErrProtocol)
+		return 0, fmt.Errorf("%w: close reason is not UTF-8", ErrProtocol)
 	}
-	return code, string(p[2:]), nil
+	return code, nil
 }
 
 // validCloseCode reports whether code may be sent in a close frame: the

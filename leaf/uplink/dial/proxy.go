@@ -26,7 +26,7 @@ func parseProxy(raw string) (*url.URL, error) {
 	if err != nil {
 		return nil, fmt.Errorf("%w: proxy: %v", ErrURL, parseDetail(err))
 	}
-	if u.Scheme != "http" || u.Hostname() == "" || (u.Path != "" && u.Path != "/") {
+	if u.Scheme != "http" || u.Hostname() == "" || (u.Path != "" && u.Path != "/") || (u.Port() != "" && !validPort(u.Port())) {
 		return nil, fmt.Errorf("%w: proxy %s: want http://[user:password@]host[:port]", ErrURL, redact(u))
 	}
 	return u, nil
@@ -110,7 +110,7 @@ func readResponseHead(br *bufio.Reader) (responseHead, error) {
 	}
 	proto, rest, _ := strings.Cut(line, " ")
 	codeText, _, _ := strings.Cut(rest, " ")
-	if !strings.HasPrefix(proto, "HTTP/1.") || len(codeText) != 3 {
+	if len(proto) != len("HTTP/1.1") || !strings.HasPrefix(proto, "HTTP/1.") || !isDigit(proto[7]) || len(codeText) != 3 {
 		return r, fmt.Errorf("%w: status line %q", errHead, truncate(line))
 	}
 	code, err := strconv.Atoi(codeText)
@@ -148,8 +148,15 @@ func readLine(br *bufio.Reader) (string, error) {
 		return "", err
 	}
 	b = bytes.TrimSuffix(b[:len(b)-1], []byte("\r"))
+	for _, c := range b {
+		if (c < ' ' && c != '\t') || c == 0x7F {
+			return "", fmt.Errorf("%w: control character 0x%02x in line %q", errHead, c, truncate(string(b)))
+		}
+	}
 	return string(b), nil
 }
+
+func isDigit(c byte) bool { return '0' <= c && c <= '9' }
 
 // truncate shortens what a peer sent before it goes into an error.
 func truncate(s string) string {

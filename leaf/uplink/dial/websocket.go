@@ -188,7 +188,7 @@ func (c *wsConn) nextFrame() error {
 				return err
 			}
 		case opClose:
-			code, _, err := parseClose(payload)
+			code, err := parseClose(payload)
 			if err != nil {
 				return c.fail(err)
 			}

@@ -54,10 +54,11 @@ type client struct {
 	batch Batch // clients this reader queued output for during one read
 
 	outMu   sync.Mutex
-	out     outbuf   // queued for the writer
-	spare   [][]byte // the writer's previous block list, for reuse
-	wbufs   [][]byte // writer only: the list handed to writev
-	closed  bool     // nothing more is queued
+	out     outbuf        // queued for the writer
+	spare   [][]byte      // the writer's previous block list, for reuse
+	wbufs   [][]byte      // writer only: the list handed to writev
+	closed  bool          // nothing more is queued
+	drained chan struct{} // closed when a backlog over the stall mark is written; nil when none
 	flushCh chan struct{}
 
 	done      chan struct{} // closed when the connection starts closing
@@ -89,6 +90,7 @@ func newClient(s *Server, id uint64, conn net.Conn) *client {
 		done:    make(chan struct{}),
 	}
 	c.echo.Store(true)
+	c.batch.stall = true
 	c.parser = natsproto.NewParser(c, natsproto.Config{
 		Mode:           natsproto.ModeServer,
 		MaxControlLine: int(s.cfg.MaxControlLine),
@@ -289,6 +291,10 @@ func (c *client) close(graceful bool, reason string, err error) {
 		c.graceful.Store(graceful)
 		c.outMu.Lock()
 		c.closed = true
+		if c.drained != nil {
+			close(c.drained)
+			c.drained = nil
+		}
 		c.outMu.Unlock()
 		c.removeAllSubs()
 		if err != nil && !errors.Is(err, io.EOF) && !errors.Is(err, net.ErrClosed) {

@@ -72,9 +72,11 @@ func (s *Server) deliverTo(from *client, b *Batch, sub *subject.Sub[*subscriptio
 		}
 		last = n == max
 	}
-	if !t.queueMsg(st.sid, subj, reply, hdr, payload) {
+	ok, drained := t.queueMsg(st.sid, subj, reply, hdr, payload)
+	if !ok {
 		return false
 	}
+	b.stallOn(drained)
 	if reply != nil {
 		if u := t.user.Load(); u != nil {
 			u.NoteReply(reply)
@@ -89,12 +91,14 @@ func (s *Server) deliverTo(from *client, b *Batch, sub *subject.Sub[*subscriptio
 
 // queueMsg appends MSG (or HMSG, for a client that negotiated headers) to
 // the client's output. A client whose output grows over max_pending is a
-// slow consumer and is disconnected.
-func (c *client) queueMsg(sid, subj, reply, hdr, payload []byte) bool {
+// slow consumer and is disconnected. Over three quarters of it, the
+// returned channel closes once the backlog is written: the publisher may
+// wait on it a little.
+func (c *client) queueMsg(sid, subj, reply, hdr, payload []byte) (bool, chan struct{}) {
 	c.outMu.Lock()
 	if c.closed {
 		c.outMu.Unlock()
-		return false
+		return false, nil
 	}
 	if len(hdr) > 0 && c.headers.Load() {
 		b := c.out.tail(frameSize(subj, sid, reply, hdr, payload))
@@ -106,13 +110,23 @@ func (c *client) queueMsg(sid, subj, reply, hdr, payload []byte) bool {
 		c.out.commit(natsproto.AppendMsg(b, subj, sid, reply, payload))
 	}
 	over := c.out.n > int(c.srv.cfg.MaxPending)
+	var drained chan struct{}
+	if c.out.n > c.stallMark() {
+		if c.drained == nil {
+			c.drained = make(chan struct{})
+		}
+		drained = c.drained
+	}
 	c.outMu.Unlock()
 	if over {
 		c.slowConsumer("pending bytes over max_pending")
-		return false
+		return false, nil
 	}
-	return true
+	return true, drained
 }
+
+// stallMark is the backlog over which publishers are slowed.
+func (c *client) stallMark() int { return int(c.srv.cfg.MaxPending) / 4 * 3 }
 
 // sendNoResponders answers a request nobody received with a 503 status
 // message on the requester's own subscription to the reply subject, so
@@ -122,7 +136,7 @@ func (c *client) sendNoResponders(subj, reply []byte) {
 	for _, sub := range res.Plain {
 		if sub.Client.c == c {
 			c.hdrScratch = natsproto.AppendNoRespondersHeader(c.hdrScratch[:0], subj)
-			if c.queueMsg(sub.Client.sid, reply, nil, c.hdrScratch, nil) {
+			if ok, _ := c.queueMsg(sub.Client.sid, reply, nil, c.hdrScratch, nil); ok {
 				c.batch.touch(c)
 			}
 			return

@@ -51,6 +51,10 @@ func (c *client) writeOut(deadline time.Duration) error {
 	if c.spare == nil {
 		c.spare = chunks[:0]
 	}
+	if c.drained != nil && c.out.n <= c.stallMark() {
+		close(c.drained)
+		c.drained = nil
+	}
 	c.outMu.Unlock()
 	return err
 }

@@ -156,7 +156,7 @@ func (l *link) handshake(ctx context.Context) error {
 	if l.info.ClientID == 0 || !(l.info.InfoOnConnect || len(l.info.LeafnodeURLs) > 0) {
 		return errors.New("not a leafnode port (the INFO is a client port's or another server's)")
 	}
-	if l.info.TLSRequired || wantTLS(l.target) {
+	if needTLS(l.target, l.info.TLSRequired) {
 		tc, err := upgradeTLS(ctx, l.conn, l.target, l.u.cfg)
 		if err != nil {
 			return err

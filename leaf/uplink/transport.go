@@ -5,24 +5,37 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
+	"github.com/canopy-iot/canopy/leaf/uplink/dial"
 	"net"
 	"os"
 )
 
-// dialHub opens the transport to t.
+// dialHub opens the transport to t: TCP or WebSocket, directly or through
+// the configured HTTP CONNECT proxy. For wss:// the TLS is part of the
+// transport; otherwise it comes after the hub's INFO (upgradeTLS).
 func dialHub(ctx context.Context, t target, cfg Config) (net.Conn, error) {
-	var d net.Dialer
-	conn, err := d.DialContext(ctx, "tcp", t.url.Host)
-	if err != nil {
-		return nil, fmt.Errorf("dial %s: %w", t, err)
+	opts := dial.Options{Proxy: cfg.Proxy, Timeout: handshakeTimeout}
+	if t.url.Scheme == "wss" {
+		tc, err := tlsConfig(t, cfg.TLS)
+		if err != nil {
+			return nil, err
+		}
+		opts.TLS = tc
 	}
-	return conn, nil
+	return dial.Dial(ctx, t.url.String(), opts)
 }
 
-// wantTLS reports whether the configuration asks for TLS to t whatever
-// the hub announces.
-func wantTLS(t target) bool {
-	return t.origin.Scheme == "tls" || t.origin.Scheme == "wss"
+// needTLS reports whether to run TLS after the hub's INFO: when the URL
+// asks for it (tls://) or the hub requires it, unless the transport is a
+// WebSocket, whose TLS (wss://) is already established.
+func needTLS(t target, hubRequires bool) bool {
+	switch t.url.Scheme {
+	case "ws", "wss":
+		return false
+	case "tls":
+		return true
+	}
+	return hubRequires
 }
 
 // tlsConfig builds the client TLS configuration for t: the configured CA
@@ -61,10 +74,8 @@ func upgradeTLS(ctx context.Context, conn net.Conn, t target, cfg Config) (net.C
 	if err != nil {
 		return nil, err
 	}
-	c := tls.Client(conn, tc)
-	ctx, cancel := context.WithTimeout(ctx, handshakeTimeout)
-	defer cancel()
-	if err := c.HandshakeContext(ctx); err != nil {
+	c, err := dial.UpgradeTLS(ctx, conn, tc, handshakeTimeout)
+	if err != nil {
 		return nil, fmt.Errorf("TLS with %s: %w", t, err)
 	}
 	return c, nil

@@ -237,3 +237,48 @@ func waitRoutes(t *testing.T, hubs []*server.Server) {
 		return nil
 	})
 }
+
+// A hub node in lame duck mode closes the leaf's link without an error:
+// the leaf moves to another node at once instead of backing off.
+func TestIntegrationLameDuckHubMovesLeafAtOnce(t *testing.T) {
+	dev := newDevice(t)
+	routes := reserveAddrs(t, 2)
+	var hubs []*server.Server
+	for i := range 2 {
+		o := hubOpts(t, dev, nil)
+		o.ServerName = fmt.Sprintf("hub%d", i+1)
+		o.JetStream = false
+		o.Cluster.Name = "dc1"
+		o.Cluster.Host, o.Cluster.Port = splitAddr(t, routes[i])
+		for _, r := range routes {
+			o.Routes = append(o.Routes, mustURL("nats://"+r))
+		}
+		o.LameDuckDuration = 2 * time.Second
+		o.LameDuckGracePeriod = 500 * time.Millisecond
+		hubs = append(hubs, startHub(t, o))
+	}
+	waitRoutes(t, hubs)
+	// A slow backoff: only the immediate retry can make the move fast.
+	leaf := startLeaf(t, uplink.Config{URLs: []string{leafURL(hubs[0]), leafURL(hubs[1])}, NKeySeedFile: dev.seedFile,
+		ReconnectMin: config.Duration(5 * time.Second), ReconnectMax: config.Duration(10 * time.Second)})
+	leaf.waitConnected(t)
+	wait.For(t, 5*time.Second, func() error {
+		if time.Since(leaf.up.Stats().Since) < 1100*time.Millisecond {
+			return errors.New("link not up long enough to count as established")
+		}
+		return nil
+	})
+	first := leaf.up.Stats().URL
+	attached := hubs[0]
+	if first == leafURL(hubs[1]) {
+		attached = hubs[1]
+	}
+	go attached.LameDuckShutdown()
+	wait.For(t, 4*time.Second, func() error {
+		s := leaf.up.Stats()
+		if !s.Connected || s.URL == first {
+			return fmt.Errorf("still on %s (connected %v)", s.URL, s.Connected)
+		}
+		return nil
+	})
+}

@@ -290,3 +290,39 @@ func TestIntegrationWrongCredentials(t *testing.T) {
 		t.Fatal("local delivery while the link is down")
 	}
 }
+
+// The configured up and down lists narrow what crosses the link below
+// what the credentials allow.
+func TestIntegrationUpAndDownFilters(t *testing.T) {
+	dev := newDevice(t)
+	hub := startHub(t, hubOpts(t, dev, nil))
+	leaf := startLeaf(t, uplink.Config{URLs: []string{leafURL(hub)}, NKeySeedFile: dev.seedFile,
+		Up: []string{"telemetry.>"}, Down: []string{"cmd.>"}})
+	leaf.waitConnected(t)
+	hubClient := connect(t, hub.ClientURL(), nats.UserInfo("app", "pw"))
+	local := connect(t, leaf.srv.ClientURL())
+
+	all, _ := hubClient.SubscribeSync(">")
+	hubClient.Flush()
+	local.Publish("status.x", nil) // not in up: stays local
+	m := deliverEventually(t, func() error { return local.Publish("telemetry.x", nil) }, all)
+	for ; m != nil; m, _ = all.NextMsg(100 * time.Millisecond) {
+		if m.Subject == "status.x" {
+			t.Fatal("a subject outside up reached the hub")
+		}
+	}
+
+	other, _ := local.SubscribeSync("config.x") // not in down: not announced
+	cmds, _ := local.SubscribeSync("cmd.x")
+	local.Flush()
+	deliverEventually(t, func() error { return hubClient.Publish("cmd.x", nil) }, cmds)
+	hubClient.Publish("config.x", nil)
+	hubClient.Publish("cmd.x", nil)
+	hubClient.Flush()
+	if _, err := cmds.NextMsg(5 * time.Second); err != nil {
+		t.Fatal(err)
+	}
+	if m, err := other.NextMsg(100 * time.Millisecond); err == nil {
+		t.Fatalf("a subject outside down came down: %s", m.Subject)
+	}
+}

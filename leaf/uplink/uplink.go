@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"iter"
 	"log/slog"
 	"math/rand/v2"
@@ -78,13 +79,20 @@ func (u *Uplink) Run(ctx context.Context) error {
 		target := u.pickURL()
 		started := time.Now()
 		l, err := u.connect(ctx, target)
+		cleanClose := false
 		if err == nil {
 			u.linkUp(l)
 			err = l.serve(ctx)
 			u.linkDown(l, err)
-			if time.Since(started) >= stableAfter {
+			lasted := time.Since(started)
+			if lasted >= stableAfter {
 				attempt = 0
 			}
+			// A hub that closes an established link without an error is
+			// going away on purpose (lame duck mode, a restart): try the
+			// next node at once. Not for a link that dies as soon as it is
+			// up, which would make a hot loop.
+			cleanClose = errors.Is(err, io.EOF) && l.hubErr == "" && lasted >= time.Second
 		}
 		if ctx.Err() != nil {
 			return nil
@@ -92,11 +100,10 @@ func (u *Uplink) Run(ctx context.Context) error {
 		u.noteFailure(target, err)
 		delay := u.backoff(attempt)
 		switch {
-		case l != nil && l.lameDuck.Load():
-			// The hub is shutting down on purpose: go to another node now.
-			delay = 0
 		case l != nil && l.holdOff > 0:
 			delay = l.holdOff
+		case cleanClose || (l != nil && l.lameDuck.Load()):
+			delay = 0
 		}
 		u.rotateURL()
 		attempt++

@@ -17,6 +17,15 @@ var leafConfigCases = map[string][]string{
 	"minimal.yaml": nil,
 	"full.yaml":    nil,
 	"token.yaml":   nil,
+	"uplink.yaml":  nil,
+	"bad_uplink.yaml": {
+		`bad_uplink.yaml:2: uplink.credentials: set one of credentials, nkey_seed_file, user, token`,
+		`bad_uplink.yaml:3: uplink.urls[0]: invalid URL "hub.example.com:7422" (want e.g. nats-leaf://hub:7422)`,
+		`bad_uplink.yaml:4: uplink.user: needs password or password_file`,
+		`bad_uplink.yaml:5: uplink.nkey_seed_file: read seed /nonexistent/device.nk: no such file or directory`,
+		`bad_uplink.yaml:6: uplink.proxy: want http://[user:password@]host:port`,
+		`bad_uplink.yaml:7: uplink.reconect_max: unknown key (did you mean "reconnect_max"?)`,
+	},
 	"unknown_key.yaml": {
 		`unknown_key.yaml:4: nats.max_paylod: unknown key (did you mean "max_payload"?)`,
 	},

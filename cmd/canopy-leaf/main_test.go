@@ -18,7 +18,7 @@ import (
 	"github.com/canopy-iot/canopy/internal/proctest"
 )
 
-var validConfigs = map[string]bool{"minimal.yaml": true, "full.yaml": true, "token.yaml": true}
+var validConfigs = map[string]bool{"minimal.yaml": true, "full.yaml": true, "token.yaml": true, "uplink.yaml": true}
 
 func TestCheckConfigExitStatus(t *testing.T) {
 	files, err := filepath.Glob("../../appliance/leafapp/testdata/leaf/*.yaml")

@@ -149,7 +149,7 @@ func (c Config) Validate() error {
 		}
 	}
 	if c.User != "" && c.Password == "" && c.PasswordFile == "" {
-		errs.Addf("password", "required with user (or password_file)")
+		errs.Addf("user", "needs password or password_file")
 	}
 	for _, f := range []struct{ field, file string }{
 		{"password_file", c.PasswordFile}, {"token_file", c.TokenFile},

@@ -90,7 +90,7 @@ func TestConfigValidation(t *testing.T) {
 		`urls[1]: URL "http://hub": scheme must be nats-leaf, nats, tls, ws or wss`,
 		`urls[2]: invalid URL "hub:7422" (want e.g. nats-leaf://hub:7422)`,
 		`credentials: set one of credentials, nkey_seed_file, user, token`,
-		`password: required with user (or password_file)`,
+		`user: needs password or password_file`,
 		`proxy: want http://[user:password@]host:port`,
 		`up[0]: invalid subject "a..b"`,
 		`max_pings_out: must be at least 1`,

@@ -174,20 +174,7 @@ func TestIntegrationLinkCutAtRandomBytes(t *testing.T) {
 // subscriber receives its messages again.
 func TestIntegrationFailoverToAnotherHubNode(t *testing.T) {
 	dev := newDevice(t)
-	routes := reserveAddrs(t, 3)
-	var hubs []*server.Server
-	for i := range 3 {
-		o := hubOpts(t, dev, nil)
-		o.ServerName = fmt.Sprintf("hub%d", i+1)
-		o.JetStream = false
-		o.Cluster.Name = "dc1"
-		o.Cluster.Host, o.Cluster.Port = splitAddr(t, routes[i])
-		for _, r := range routes {
-			o.Routes = append(o.Routes, mustURL("nats://"+r))
-		}
-		hubs = append(hubs, startHub(t, o))
-	}
-	waitRoutes(t, hubs)
+	hubs := startHubCluster(t, dev, 3, nil)
 	leaf := startLeaf(t, uplink.Config{URLs: []string{leafURL(hubs[0])}, NKeySeedFile: dev.seedFile})
 	leaf.waitConnected(t)
 	local := connect(t, leaf.srv.ClientURL())
@@ -210,6 +197,29 @@ func TestIntegrationFailoverToAnotherHubNode(t *testing.T) {
 	drain(sub)
 	deliverEventually(t, func() error { return local.Publish("telemetry.after", nil) }, sub)
 	t.Logf("delivery resumed %v after the leaf's hub node stopped (now on %s)", time.Since(start).Round(time.Millisecond), leaf.up.Stats().URL)
+}
+
+// startHubCluster starts n hub nodes (without JetStream) that route to
+// each other, and waits until every route is up.
+func startHubCluster(t *testing.T, dev device, n int, mut func(*server.Options)) []*server.Server {
+	routes := reserveAddrs(t, n)
+	var hubs []*server.Server
+	for i := range n {
+		o := hubOpts(t, dev, nil)
+		o.ServerName = fmt.Sprintf("hub%d", i+1)
+		o.JetStream = false
+		o.Cluster.Name = "dc1"
+		o.Cluster.Host, o.Cluster.Port = splitAddr(t, routes[i])
+		for _, r := range routes {
+			o.Routes = append(o.Routes, mustURL("nats://"+r))
+		}
+		if mut != nil {
+			mut(o)
+		}
+		hubs = append(hubs, startHub(t, o))
+	}
+	waitRoutes(t, hubs)
+	return hubs
 }
 
 func leafURLsKnown(l *leafNode) []string { return l.up.KnownURLs() }
@@ -242,22 +252,10 @@ func waitRoutes(t *testing.T, hubs []*server.Server) {
 // the leaf moves to another node at once instead of backing off.
 func TestIntegrationLameDuckHubMovesLeafAtOnce(t *testing.T) {
 	dev := newDevice(t)
-	routes := reserveAddrs(t, 2)
-	var hubs []*server.Server
-	for i := range 2 {
-		o := hubOpts(t, dev, nil)
-		o.ServerName = fmt.Sprintf("hub%d", i+1)
-		o.JetStream = false
-		o.Cluster.Name = "dc1"
-		o.Cluster.Host, o.Cluster.Port = splitAddr(t, routes[i])
-		for _, r := range routes {
-			o.Routes = append(o.Routes, mustURL("nats://"+r))
-		}
+	hubs := startHubCluster(t, dev, 2, func(o *server.Options) {
 		o.LameDuckDuration = 2 * time.Second
 		o.LameDuckGracePeriod = 500 * time.Millisecond
-		hubs = append(hubs, startHub(t, o))
-	}
-	waitRoutes(t, hubs)
+	})
 	// A slow backoff: only the immediate retry can make the move fast.
 	leaf := startLeaf(t, uplink.Config{URLs: []string{leafURL(hubs[0]), leafURL(hubs[1])}, NKeySeedFile: dev.seedFile,
 		ReconnectMin: config.Duration(5 * time.Second), ReconnectMax: config.Duration(10 * time.Second)})

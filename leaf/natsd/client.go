@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/canopy-iot/canopy/leaf/auth"
+	"github.com/canopy-iot/canopy/leaf/internal/wbuf"
 	"github.com/canopy-iot/canopy/leaf/natsproto"
 	"github.com/canopy-iot/canopy/leaf/subject"
 )
@@ -54,9 +55,9 @@ type client struct {
 	batch Batch // clients this reader queued output for during one read
 
 	outMu   sync.Mutex
-	out     outbuf        // queued for the writer
+	out     wbuf.Queue    // queued for the writer
 	spare   [][]byte      // the writer's previous block list, for reuse
-	wbufs   [][]byte      // writer only: the list handed to writev
+	writer  wbuf.Writer   // writer goroutine only
 	closed  bool          // nothing more is queued
 	drained chan struct{} // closed when a backlog over the stall mark is written; nil when none
 	flushCh chan struct{}
@@ -234,7 +235,7 @@ func (c *client) queueLine(line []byte) bool {
 	if c.closed {
 		return false
 	}
-	c.out.write(line)
+	c.out.Write(line)
 	return true
 }
 

@@ -101,17 +101,17 @@ func (c *client) queueMsg(sid, subj, reply, hdr, payload []byte) (bool, chan str
 		return false, nil
 	}
 	if len(hdr) > 0 && c.headers.Load() {
-		b := c.out.tail(frameSize(subj, sid, reply, hdr, payload))
-		c.out.commit(natsproto.AppendHMsg(b, subj, sid, reply, hdr, payload))
+		b := c.out.Tail(frameSize(subj, sid, reply, hdr, payload))
+		c.out.Commit(natsproto.AppendHMsg(b, subj, sid, reply, hdr, payload))
 	} else {
 		// A client without headers gets the payload only, as from
 		// nats-server.
-		b := c.out.tail(frameSize(subj, sid, reply, nil, payload))
-		c.out.commit(natsproto.AppendMsg(b, subj, sid, reply, payload))
+		b := c.out.Tail(frameSize(subj, sid, reply, nil, payload))
+		c.out.Commit(natsproto.AppendMsg(b, subj, sid, reply, payload))
 	}
-	over := c.out.n > int(c.srv.cfg.MaxPending)
+	over := c.out.Len() > int(c.srv.cfg.MaxPending)
 	var drained chan struct{}
-	if c.out.n > c.stallMark() {
+	if c.out.Len() > c.stallMark() {
 		if c.drained == nil {
 			c.drained = make(chan struct{})
 		}
@@ -142,4 +142,11 @@ func (c *client) sendNoResponders(subj, reply []byte) {
 			return
 		}
 	}
+}
+
+// frameSize bounds the bytes a MSG or HMSG frame takes on the wire: the
+// arguments plus the op name, separators, two sizes of at most 10 digits
+// and the CR LFs.
+func frameSize(subj, sid, reply, hdr, payload []byte) int {
+	return len(subj) + len(sid) + len(reply) + len(hdr) + len(payload) + 40
 }

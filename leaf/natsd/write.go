@@ -2,7 +2,6 @@ package natsd
 
 import (
 	"errors"
-	"net"
 	"os"
 	"time"
 
@@ -33,25 +32,19 @@ func (c *client) writeLoop() {
 // within deadline.
 func (c *client) writeOut(deadline time.Duration) error {
 	c.outMu.Lock()
-	chunks := c.out.take(c.spare)
+	chunks := c.out.Take(c.spare)
 	c.spare = nil
 	c.outMu.Unlock()
 	var err error
 	if len(chunks) > 0 {
 		c.conn.SetWriteDeadline(time.Now().Add(deadline))
-		// WriteTo consumes the list it is given; keep chunks intact to
-		// recycle the blocks.
-		c.wbufs = append(c.wbufs[:0], chunks...)
-		bufs := net.Buffers(c.wbufs)
-		_, err = bufs.WriteTo(c.conn)
-		clear(c.wbufs)
-		release(chunks)
+		_, chunks, err = c.writer.WriteTo(c.conn, chunks)
 	}
 	c.outMu.Lock()
 	if c.spare == nil {
 		c.spare = chunks[:0]
 	}
-	if c.drained != nil && c.out.n <= c.stallMark() {
+	if c.drained != nil && c.out.Len() <= c.stallMark() {
 		close(c.drained)
 		c.drained = nil
 	}
@@ -76,9 +69,9 @@ func (c *client) slowConsumer(reason string) {
 		c.outMu.Unlock()
 		return
 	}
-	pending := c.out.n
-	c.out.drop()
-	c.out.write(natsproto.AppendErr(nil, errSlowConsumer))
+	pending := c.out.Len()
+	c.out.Drop()
+	c.out.Write(natsproto.AppendErr(nil, errSlowConsumer))
 	c.outMu.Unlock()
 	c.srv.log.Warn("slow consumer disconnected", "client_id", c.id, "remote", c.remote, "reason", reason, "bytes", pending)
 	// A write already blocked on this client must not hold the writer for

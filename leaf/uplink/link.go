@@ -17,6 +17,7 @@ import (
 
 	"github.com/nats-io/nkeys"
 
+	"github.com/canopy-iot/canopy/leaf/internal/wbuf"
 	"github.com/canopy-iot/canopy/leaf/natsd"
 	"github.com/canopy-iot/canopy/leaf/natsproto"
 	"github.com/canopy-iot/canopy/leaf/subject"
@@ -108,9 +109,10 @@ type link struct {
 	remoteKeys map[subject.Key]*subject.Sub[struct{}]
 
 	outMu   sync.Mutex
-	out     []byte
-	spare   []byte
-	ready   bool // interest announced; guarded by outMu
+	out     wbuf.Queue
+	spare   [][]byte
+	writer  wbuf.Writer // writer goroutine only
+	ready   bool        // interest announced; guarded by outMu
 	closed  bool
 	flushCh chan struct{}
 	done    chan struct{}
@@ -329,7 +331,7 @@ func (l *link) ping() {
 		l.close()
 		return
 	}
-	l.queue(func(b []byte) []byte { return append(b, natsproto.PingLine...) })
+	l.queue(pingLine)
 	time.AfterFunc(l.u.cfg.PingInterval.Std(), l.ping)
 }
 
@@ -345,14 +347,19 @@ func (l *link) close() {
 }
 
 // queue appends a protocol line and wakes the writer.
-func (l *link) queue(fn func([]byte) []byte) {
+func (l *link) queue(line []byte) {
 	l.outMu.Lock()
 	if !l.closed {
-		l.out = fn(l.out)
+		l.out.Write(line)
 	}
 	l.outMu.Unlock()
 	l.signalFlush()
 }
+
+var (
+	pingLine = []byte(natsproto.PingLine)
+	pongLine = []byte(natsproto.PongLine)
+)
 
 func (l *link) signalFlush() {
 	select {
@@ -369,27 +376,28 @@ func (l *link) writeLoop() {
 			return
 		}
 		l.outMu.Lock()
-		buf := l.out
-		l.out, l.spare = l.spare[:0], nil
+		chunks := l.out.Take(l.spare)
+		l.spare = nil
 		l.outMu.Unlock()
-		if len(buf) == 0 {
+		if len(chunks) == 0 {
+			l.outMu.Lock()
+			l.spare = chunks
+			l.outMu.Unlock()
 			continue
 		}
 		l.conn.SetWriteDeadline(time.Now().Add(writeDeadline))
-		n, err := l.conn.Write(buf)
+		n, chunks, err := l.writer.WriteTo(l.conn, chunks)
 		l.u.stats.bytesOut.Add(uint64(n))
 		if err != nil {
 			l.u.log.Debug("write to hub failed", "err", err)
 			l.close()
 			return
 		}
-		if cap(buf) <= 64<<10 {
-			l.outMu.Lock()
-			if l.spare == nil {
-				l.spare = buf[:0]
-			}
-			l.outMu.Unlock()
+		l.outMu.Lock()
+		if l.spare == nil {
+			l.spare = chunks
 		}
+		l.outMu.Unlock()
 	}
 }
 
@@ -418,14 +426,16 @@ func (l *link) appendInterest(subj, queue string, count int) {
 		return
 	}
 	s, q := []byte(subj), []byte(queue)
+	b := l.out.Tail(len(s) + len(q) + 20)
 	switch {
 	case count <= 0:
-		l.out = natsproto.AppendLSMinus(l.out, s, q)
+		b = natsproto.AppendLSMinus(b, s, q)
 	case queue != "":
-		l.out = natsproto.AppendLSPlus(l.out, s, q, count)
+		b = natsproto.AppendLSPlus(b, s, q, count)
 	case count == 1:
-		l.out = natsproto.AppendLSPlus(l.out, s, nil, 0)
+		b = natsproto.AppendLSPlus(b, s, nil, 0)
 	}
+	l.out.Commit(b)
 }
 
 // noteDenied logs, once per subject, that the device's permissions (or
@@ -467,16 +477,22 @@ func (l *link) forward(subj, reply, hdr, payload []byte, localGroups []string) b
 	if len(res.Plain) == 0 && len(queues) == 0 {
 		return false
 	}
+	size := len(subj) + len(reply) + len(hdr) + len(payload) + 40
+	for _, q := range queues {
+		size += len(q) + 1
+	}
 	l.outMu.Lock()
-	if l.closed || len(l.out) > maxPending {
+	if l.closed || l.out.Len() > maxPending {
 		l.outMu.Unlock()
 		return false
 	}
+	b := l.out.Tail(size)
 	if len(hdr) > 0 {
-		l.out = natsproto.AppendLHMsg(l.out, subj, reply, queues, hdr, payload)
+		b = natsproto.AppendLHMsg(b, subj, reply, queues, hdr, payload)
 	} else {
-		l.out = natsproto.AppendLMsg(l.out, subj, reply, queues, payload)
+		b = natsproto.AppendLMsg(b, subj, reply, queues, payload)
 	}
+	l.out.Commit(b)
 	l.outMu.Unlock()
 	l.signalFlush()
 	l.u.stats.msgsOut.Add(1)
@@ -524,7 +540,7 @@ func (l *link) OnInfo(js []byte) error {
 }
 
 func (l *link) OnPing() error {
-	l.queue(func(b []byte) []byte { return append(b, natsproto.PongLine...) })
+	l.queue(pongLine)
 	return nil
 }
 

@@ -5,9 +5,10 @@ import (
 	"crypto/tls"
 	"crypto/x509"
 	"fmt"
-	"github.com/canopy-iot/canopy/leaf/uplink/dial"
 	"net"
 	"os"
+
+	"github.com/canopy-iot/canopy/leaf/uplink/dial"
 )
 
 // dialHub opens the transport to t: TCP or WebSocket, directly or through

@@ -79,6 +79,7 @@ type client struct {
 type subscription struct {
 	c         *client
 	sid       []byte       // as the client sent it, echoed in MSG
+	fn        MsgHandler   // internal clients: receives the messages
 	max       atomic.Int64 // 0: no limit
 	delivered atomic.Int64
 }

@@ -72,6 +72,13 @@ func (s *Server) deliverTo(from *client, b *Batch, sub *subject.Sub[*subscriptio
 		}
 		last = n == max
 	}
+	if st.fn != nil {
+		st.fn(subj, reply, hdr, payload)
+		if last {
+			t.removeSub(sub)
+		}
+		return true
+	}
 	ok, drained := t.queueMsg(st.sid, subj, reply, hdr, payload)
 	if !ok {
 		return false

@@ -148,41 +148,50 @@ func (c *client) OnSub(subj, queue, sid []byte) error {
 		c.sendErr(auth.SubViolation(subj, queue))
 		return nil
 	}
+	switch err := c.addSub(string(subj), string(queue), string(sid), nil); {
+	case errors.Is(err, errClose):
+		return err
+	case errors.Is(err, errMaxSubs):
+		c.sendErr(errMaxSubscriptions)
+	case err != nil:
+		c.sendErr(errInvalidSubject)
+	default:
+		c.ok()
+	}
+	return nil
+}
+
+var errMaxSubs = errors.New(errMaxSubscriptions)
+
+// addSub registers a subscription of this client: in its own table, the
+// server's index and the interest counts (which tell the uplink). A
+// duplicate sid keeps the existing subscription, as in nats-server. fn,
+// for internal clients, receives the messages instead of the connection.
+func (c *client) addSub(subj, queue, sid string, fn MsgHandler) error {
 	c.subsMu.Lock()
+	defer c.subsMu.Unlock()
 	if c.subsClosed {
-		c.subsMu.Unlock()
 		return errClose
 	}
-	if _, dup := c.subs[string(sid)]; dup {
-		// nats-server keeps the existing subscription and says nothing.
-		c.subsMu.Unlock()
-		c.ok()
+	if _, dup := c.subs[sid]; dup {
 		return nil
 	}
 	if max := c.srv.cfg.MaxSubscriptions; max > 0 && len(c.subs) >= max {
-		c.subsMu.Unlock()
-		c.sendErr(errMaxSubscriptions)
-		return nil
+		return errMaxSubs
 	}
 	sub := &subject.Sub[*subscription]{
-		Client:  &subscription{c: c, sid: []byte(string(sid))},
-		SID:     string(sid),
-		Subject: string(subj),
-		Queue:   string(queue),
+		Client:  &subscription{c: c, sid: []byte(sid), fn: fn},
+		SID:     sid,
+		Subject: subj,
+		Queue:   queue,
 	}
 	// Inserted under subsMu so a concurrent close, which sets subsClosed
 	// under it, cannot miss the new subscription.
-	err := c.srv.subs.Insert(sub)
-	if err == nil {
-		c.subs[sub.SID] = sub
-		c.srv.noteInterest(sub, 1)
+	if err := c.srv.subs.Insert(sub); err != nil {
+		return err
 	}
-	c.subsMu.Unlock()
-	if err != nil {
-		c.sendErr(errInvalidSubject)
-		return nil
-	}
-	c.ok()
+	c.subs[sid] = sub
+	c.srv.noteInterest(sub, 1)
 	return nil
 }
 

@@ -105,3 +105,36 @@ func TestIntegrationMessagesBothWays(t *testing.T) {
 		t.Fatalf("stats not counting: %+v", s)
 	}
 }
+
+// Canopy's own parts talk to the hub through an internal client of the
+// local server, routed like any local client.
+func TestIntegrationInternalClientAcrossTheLink(t *testing.T) {
+	dev := newDevice(t)
+	hub := startHub(t, hubOpts(t, dev, nil))
+	leaf := startLeaf(t, uplink.Config{URLs: []string{leafURL(hub)}, NKeySeedFile: dev.seedFile})
+	leaf.waitConnected(t)
+	hubClient := connect(t, hub.ClientURL(), nats.UserInfo("app", "pw"))
+	in := leaf.srv.NewInternal("test")
+	defer in.Close()
+
+	up, _ := hubClient.SubscribeSync("telemetry.internal")
+	hubClient.Flush()
+	deliverEventually(t, func() error {
+		in.Publish([]byte("telemetry.internal"), nil, nil, []byte("x"))
+		return nil
+	}, up)
+
+	got := make(chan struct{}, 100)
+	if _, err := in.Subscribe("cmd.internal", "", func(_, _, _, _ []byte) { got <- struct{}{} }); err != nil {
+		t.Fatal(err)
+	}
+	wait.For(t, 10*time.Second, func() error {
+		hubClient.Publish("cmd.internal", nil)
+		select {
+		case <-got:
+			return nil
+		case <-time.After(100 * time.Millisecond):
+			return fmt.Errorf("internal subscription not reached from the hub")
+		}
+	})
+}

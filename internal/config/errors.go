@@ -77,7 +77,11 @@ func Nest(prefix string, err error) error {
 		var ce *Error
 		if errors.As(e, &ce) {
 			nested := *ce
-			nested.Path = joinPath(prefix, ce.Path)
+			if strings.HasPrefix(ce.Path, "[") {
+				nested.Path = prefix + ce.Path // a list's element: "streams[0]"
+			} else {
+				nested.Path = joinPath(prefix, ce.Path)
+			}
 			errs[i] = &nested
 		}
 	}

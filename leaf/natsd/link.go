@@ -27,6 +27,19 @@ type Uplink interface {
 // SetUplink connects the server to the hub link. Call it before Run.
 func (s *Server) SetUplink(u Uplink) { s.uplink = u }
 
+// Ingest takes local publishes into durable streams (leaf/stream
+// implements it).
+type Ingest interface {
+	// Ingest is offered every message a network client publishes, after
+	// its delivery; it reports whether a stream took it (a request a
+	// stream took is answered by the stream, not with "no responders").
+	// The slices are valid only during the call.
+	Ingest(subject, reply, hdr, payload []byte) bool
+}
+
+// SetIngest connects the server to the streams. Call it before Run.
+func (s *Server) SetIngest(i Ingest) { s.ingest = i }
+
 // LockedInterest calls fn once with every (subject, queue) that has local
 // subscriptions and its count, while no count can change: an uplink that
 // just (re)connected marks itself ready and announces them all inside fn,

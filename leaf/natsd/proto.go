@@ -125,6 +125,9 @@ func (c *client) publish(subj, reply, hdr, payload []byte) error {
 		delivered = true
 	}
 	c.groups = groups
+	if ing := c.srv.ingest; ing != nil && ing.Ingest(subj, reply, hdr, payload) {
+		delivered = true
+	}
 	if !delivered && reply != nil && c.noResponders {
 		c.sendNoResponders(subj, reply)
 	}

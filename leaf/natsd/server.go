@@ -32,6 +32,7 @@ type Server struct {
 	subs subject.Index[*subscription]
 
 	uplink     Uplink // nil when the leaf has no hub
+	ingest     Ingest // nil when the leaf has no streams
 	interestMu sync.Mutex
 	interest   subject.Interest // local subscriptions per (subject, queue)
 

@@ -6,7 +6,6 @@ import (
 	"math/rand/v2"
 	"net"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -14,93 +13,10 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/canopy-iot/canopy/internal/config"
+	"github.com/canopy-iot/canopy/internal/faultproxy"
 	"github.com/canopy-iot/canopy/internal/wait"
 	"github.com/canopy-iot/canopy/leaf/uplink"
 )
-
-// cutProxy forwards TCP connections to target and can cut them all at
-// once, after a random number of bytes, as a flaky field network does.
-type cutProxy struct {
-	ln      net.Listener
-	target  string
-	mu      sync.Mutex
-	conns   map[net.Conn]bool
-	budget  atomic.Int64 // bytes left before the next cut; <0 means no cut
-	accepts atomic.Int64
-}
-
-func newCutProxy(t testing.TB, target string) *cutProxy {
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &cutProxy{ln: ln, target: target, conns: map[net.Conn]bool{}}
-	p.budget.Store(-1)
-	t.Cleanup(func() { ln.Close(); p.cutAll() })
-	go p.accept()
-	return p
-}
-
-func (p *cutProxy) url() string { return "nats-leaf://" + p.ln.Addr().String() }
-
-func (p *cutProxy) accept() {
-	for {
-		c, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		p.accepts.Add(1)
-		up, err := net.Dial("tcp", p.target)
-		if err != nil {
-			c.Close()
-			continue
-		}
-		p.mu.Lock()
-		p.conns[c], p.conns[up] = true, true
-		p.mu.Unlock()
-		go p.pipe(c, up)
-		go p.pipe(up, c)
-	}
-}
-
-// pipe copies in small chunks so a cut can land at any byte.
-func (p *cutProxy) pipe(dst, src net.Conn) {
-	buf := make([]byte, 512)
-	for {
-		n, err := src.Read(buf)
-		if n > 0 {
-			if b := p.budget.Load(); b >= 0 {
-				if int64(n) > b {
-					dst.Write(buf[:b])
-					p.cutAll()
-					return
-				}
-				p.budget.Add(-int64(n))
-			}
-			if _, werr := dst.Write(buf[:n]); werr != nil {
-				break
-			}
-		}
-		if err != nil {
-			break
-		}
-	}
-	src.Close()
-	dst.Close()
-}
-
-// cutAfter arms a cut of every connection after n more bytes.
-func (p *cutProxy) cutAfter(n int64) { p.budget.Store(n) }
-
-func (p *cutProxy) cutAll() {
-	p.budget.Store(-1)
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	for c := range p.conns {
-		c.Close()
-		delete(p.conns, c)
-	}
-}
 
 // The link is cut 100 times at random byte offsets: the leaf keeps
 // serving local clients, always comes back, and messages flow again.
@@ -112,8 +28,8 @@ func TestIntegrationLinkCutAtRandomBytes(t *testing.T) {
 	// the proxy.
 	o.LeafNode.NoAdvertise = true
 	hub := startHub(t, o)
-	proxy := newCutProxy(t, leafURL(hub)[len("nats-leaf://"):])
-	leaf := startLeaf(t, uplink.Config{URLs: []string{proxy.url()}, NKeySeedFile: dev.seedFile,
+	proxy := faultproxy.New(t, leafURL(hub)[len("nats-leaf://"):])
+	leaf := startLeaf(t, uplink.Config{URLs: []string{"nats-leaf://" + proxy.Addr()}, NKeySeedFile: dev.seedFile,
 		ReconnectMin: config.Duration(10 * time.Millisecond), ReconnectMax: config.Duration(50 * time.Millisecond)})
 	leaf.waitConnected(t)
 
@@ -143,10 +59,10 @@ func TestIntegrationLinkCutAtRandomBytes(t *testing.T) {
 
 	for i := range cuts {
 		before := leaf.up.Stats().Reconnects
-		proxy.cutAfter(rand.Int64N(4096))
+		proxy.CutAfter(rand.Int64N(4096))
 		// Cut within the handshake or mid-frame; force it if traffic is
 		// too light to reach the offset.
-		time.AfterFunc(50*time.Millisecond, proxy.cutAll)
+		time.AfterFunc(50*time.Millisecond, proxy.CutAll)
 		wait.For(t, 15*time.Second, func() error {
 			s := leaf.up.Stats()
 			if s.Reconnects <= before || !s.Connected {
@@ -166,7 +82,7 @@ func TestIntegrationLinkCutAtRandomBytes(t *testing.T) {
 	wg.Wait()
 	drain(up)
 	deliverEventually(t, func() error { return local.Publish("telemetry.final", nil) }, up)
-	t.Logf("%d cuts, %d reconnects, %d connections through the proxy", cuts, leaf.up.Stats().Reconnects, proxy.accepts.Load())
+	t.Logf("%d cuts, %d reconnects, %d connections through the proxy", cuts, leaf.up.Stats().Reconnects, proxy.Accepts())
 }
 
 // A three-node hub cluster: the node the leaf is attached to stops, and

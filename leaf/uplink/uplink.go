@@ -296,3 +296,11 @@ func (u *Uplink) KnownURLs() []string {
 	}
 	return append(out, u.discovered...)
 }
+
+// Up reports whether the link is connected and ready for messages.
+func (u *Uplink) Up() bool { return u.cur.Load() != nil }
+
+// Generation counts the links established so far: a change means the link
+// went down and up again since it was last read, and whatever awaited an
+// answer over the old link will not get one.
+func (u *Uplink) Generation() uint64 { return u.stats.connects.Load() }

@@ -8,6 +8,7 @@ import (
 	"github.com/canopy-iot/canopy/internal/config"
 	"github.com/canopy-iot/canopy/internal/logging"
 	"github.com/canopy-iot/canopy/leaf/natsd"
+	"github.com/canopy-iot/canopy/leaf/stream"
 	"github.com/canopy-iot/canopy/leaf/uplink"
 )
 
@@ -29,6 +30,9 @@ type Config struct {
 	// Uplink is the leafnode link to the hub. Default: none (the leaf
 	// serves local clients only).
 	Uplink uplink.Config `yaml:"uplink"`
+	// Streams keep local messages durably and send them to the hub's
+	// JetStream exactly once. Default: none.
+	Streams []stream.Config `yaml:"streams"`
 }
 
 // DefaultDataDir is where state goes when data_dir is not set.
@@ -53,6 +57,11 @@ func (c Config) WithDefaults() Config {
 	}
 	c.NATS = c.NATS.WithDefaults()
 	c.Uplink = c.Uplink.WithDefaults(c.ServerName)
+	streams := make([]stream.Config, len(c.Streams))
+	for i, s := range c.Streams {
+		streams[i] = s.WithDefaults()
+	}
+	c.Streams = streams
 	return c
 }
 
@@ -70,5 +79,6 @@ func (c Config) Validate() error {
 	}
 	errs.Add(config.Nest("nats", c.NATS.Validate()))
 	errs.Add(config.Nest("uplink", c.Uplink.Validate()))
+	errs.Add(config.Nest("streams", stream.Validate(c.Streams)))
 	return errs.Err()
 }

@@ -5,20 +5,35 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"reflect"
 
 	"github.com/canopy-iot/canopy/leaf/natsd"
+	"github.com/canopy-iot/canopy/leaf/stream"
 	"github.com/canopy-iot/canopy/leaf/uplink"
+	"github.com/canopy-iot/canopy/store"
 )
 
 // Node is one running canopy-leaf.
 type Node struct {
-	cfg    Config
-	log    *slog.Logger
-	nats   *natsd.Server
-	uplink *uplink.Uplink // nil without a hub
-	ready  chan struct{}
+	cfg     Config
+	log     *slog.Logger
+	nats    *natsd.Server
+	uplink  *uplink.Uplink // nil without a hub
+	store   *store.Store   // nil without streams
+	streams *stream.Manager
+	ready   chan struct{}
 }
+
+// storeFile is the streams' store, in the data directory.
+const storeFile = "streams.db"
+
+// noLink is the hub link of a leaf without one: never up.
+type noLink struct{}
+
+func (noLink) Up() bool { return false }
+
+func (noLink) Generation() uint64 { return 0 }
 
 // New checks cfg (after applying defaults) and prepares the parts without
 // binding any port. A nil log discards logs.
@@ -59,6 +74,21 @@ func (n *Node) Run(ctx context.Context) error {
 	if err := os.MkdirAll(n.cfg.DataDir, 0o750); err != nil {
 		return fmt.Errorf("create data dir %s: %w", n.cfg.DataDir, err)
 	}
+	if len(n.cfg.Streams) > 0 {
+		st, err := store.Open(filepath.Join(n.cfg.DataDir, storeFile), store.Options{Logger: n.log.With("component", "store")})
+		if err != nil {
+			return err
+		}
+		defer st.Close()
+		var link stream.Link = noLink{}
+		if n.uplink != nil {
+			link = n.uplink
+		}
+		if n.streams, err = stream.New(n.cfg.Streams, n.cfg.ServerName, st, n.nats, link, n.log); err != nil {
+			return err
+		}
+		n.store = st
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	done := make(chan error, 1)
@@ -67,6 +97,12 @@ func (n *Node) Run(ctx context.Context) error {
 	case <-n.nats.Ready():
 	case err := <-done:
 		return err
+	}
+	streamsDone := make(chan error, 1)
+	if n.streams != nil {
+		go func() { streamsDone <- n.streams.Run(ctx) }()
+	} else {
+		streamsDone <- nil
 	}
 	uplinkDone := make(chan error, 1)
 	if n.uplink != nil {
@@ -81,6 +117,7 @@ func (n *Node) Run(ctx context.Context) error {
 	err := <-done
 	cancel()
 	<-uplinkDone
+	<-streamsDone
 	return err
 }
 

@@ -34,6 +34,38 @@ var rules = []rule{
 	},
 }
 
+// The engines Canopy embeds each sit behind exactly one adapter package.
+var adapters = map[string]string{
+	"go.etcd.io/bbolt":                  "github.com/canopy-iot/canopy/store",
+	"github.com/nats-io/nats-server/v2": "github.com/canopy-iot/canopy/hub",
+}
+
+// TestEnginesHaveOneAdapter checks that only the adapter imports each
+// embedded engine directly (tests and bench/ aside).
+func TestEnginesHaveOneAdapter(t *testing.T) {
+	root := moduleRoot(t)
+	cmd := exec.Command("go", "list", "-f", "{{.ImportPath}} {{join .Imports \" \"}}", "./...")
+	cmd.Dir = root
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		fields := strings.Fields(line)
+		pkg := fields[0]
+		if strings.Contains(pkg, "/bench") {
+			continue
+		}
+		for _, imp := range fields[1:] {
+			for engine, adapter := range adapters {
+				if (imp == engine || strings.HasPrefix(imp, engine+"/")) && pkg != adapter && !strings.HasPrefix(pkg, adapter+"/") {
+					t.Errorf("%s imports %s; only %s may", pkg, imp, adapter)
+				}
+			}
+		}
+	}
+}
+
 // platforms the leaf ships for; the graph can differ by build tags.
 var platforms = []struct{ goos, goarch, goarm string }{
 	{"linux", "arm64", ""},

@@ -1,0 +1,16 @@
+// Package stream owns the leaf's streams: store-and-forward of local
+// messages to the hub's JetStream.
+//
+// Every local publish whose subject matches a stream's filters is appended
+// durably to that stream's log (package store) before anything else
+// happens to it on the way to the hub; a publisher that asked for a reply
+// gets a JetStream-compatible PubAck once the message is on disk, so
+// js.Publish works against the leaf. A syncer per stream then sends the
+// log, in order and pipelined, to the hub as JetStream publishes through
+// the uplink, each with a Nats-Msg-Id derived from (device, stream,
+// sequence); the log's cursor advances, and retention may delete, only on
+// the hub's acknowledgement.
+//
+// It is imported by leaf; it imports store, leaf/natsd, leaf/subject and
+// leaf/natsproto, never nats-server.
+package stream

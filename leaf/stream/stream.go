@@ -1,0 +1,386 @@
+package stream
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/canopy-iot/canopy/leaf/natsd"
+	"github.com/canopy-iot/canopy/leaf/subject"
+	"github.com/canopy-iot/canopy/store"
+)
+
+// hubConsumer is the log consumer whose cursor is the hub's acknowledgement.
+const hubConsumer = "hub"
+
+// Sync timing.
+const (
+	ackTimeout  = 5 * time.Second        // resend from the cursor when the oldest message waits longer
+	retryPause  = 500 * time.Millisecond // after the hub refused or had no interest
+	linkPoll    = 50 * time.Millisecond  // how often a stalled syncer checks the link
+	ingestQueue = 4096                   // messages waiting for their append, per stream
+	appendBatch = 512                    // most messages appended in one transaction
+)
+
+// Link is what a stream needs from the uplink.
+type Link interface {
+	Up() bool
+	// Generation changes whenever the link was re-established.
+	Generation() uint64
+}
+
+// Manager runs the leaf's streams.
+type Manager struct {
+	device  string
+	log     *slog.Logger
+	in      *natsd.Internal
+	link    Link
+	streams []*Stream
+}
+
+// Stream is one leaf stream.
+type Stream struct {
+	cfg      Config
+	m        *Manager
+	log      *store.Log
+	prefix   string // hub subject prefix, device filled in
+	queue    chan ingested
+	appended chan struct{} // signalled after each append
+	acks     chan ack
+	inbox    string
+}
+
+type ingested struct {
+	rec   []byte
+	reply []byte // a copy; nil without a reply
+}
+
+type ack struct {
+	seq uint64
+	err string // the hub refused the message
+}
+
+// New opens (or creates) the logs of the configured streams in st.
+// device is the device's name; srv carries local messages; link tells
+// whether the hub is reachable.
+func New(cfgs []Config, device string, st *store.Store, srv *natsd.Server, link Link, log *slog.Logger) (*Manager, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	m := &Manager{device: device, log: log.With("component", "stream"), link: link, in: srv.NewInternal("streams")}
+	for _, c := range cfgs {
+		c = c.WithDefaults()
+		limits := store.Limits{MaxMsgs: c.MaxMsgs, MaxBytes: int64(c.MaxBytes), MaxAge: c.MaxAge.Std()}
+		if c.Discard == "new" {
+			limits.Discard = store.DiscardNew
+		}
+		l, err := st.Log(c.Name, limits)
+		if err != nil {
+			return nil, fmt.Errorf("stream %s: %w", c.Name, err)
+		}
+		if err := l.Consumer(hubConsumer); err != nil {
+			return nil, fmt.Errorf("stream %s: %w", c.Name, err)
+		}
+		s := &Stream{
+			cfg: c, m: m, log: l,
+			prefix:   strings.ReplaceAll(c.Upstream.Subject, "{device}", device),
+			queue:    make(chan ingested, ingestQueue),
+			appended: make(chan struct{}, 1),
+			acks:     make(chan ack, 2*c.Window),
+			inbox:    "_INBOX.canopy." + randomToken() + "." + c.Name,
+		}
+		m.streams = append(m.streams, s)
+	}
+	srv.SetIngest(m)
+	return m, nil
+}
+
+func randomToken() string {
+	b := make([]byte, 8)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+// Run appends and syncs until ctx ends.
+func (m *Manager) Run(ctx context.Context) error {
+	defer m.in.Close()
+	var wg sync.WaitGroup
+	for _, s := range m.streams {
+		unsub, err := m.in.Subscribe(s.inbox+".*", "", s.onAck)
+		if err != nil {
+			return fmt.Errorf("stream %s: %w", s.cfg.Name, err)
+		}
+		defer unsub()
+		wg.Add(2)
+		go func() { defer wg.Done(); s.appendLoop(ctx) }()
+		go func() { defer wg.Done(); s.syncLoop(ctx) }()
+	}
+	wg.Wait()
+	return nil
+}
+
+// Ingest implements natsd.Ingest: a local publish on a stream's subjects is
+// queued for its append (blocking the publisher while the queue is full:
+// durability comes before speed). It reports whether a stream took it.
+func (m *Manager) Ingest(subj, reply, hdr, payload []byte) bool {
+	taken := false
+	for _, s := range m.streams {
+		if !s.matches(subj) {
+			continue
+		}
+		in := ingested{rec: encode(subj, hdr, payload)}
+		if len(reply) > 0 {
+			in.reply = append([]byte(nil), reply...)
+		}
+		s.queue <- in
+		taken = true
+	}
+	return taken
+}
+
+func (s *Stream) matches(subj []byte) bool {
+	str := string(subj)
+	for _, f := range s.cfg.Subjects {
+		if subject.Match(f, str) {
+			return true
+		}
+	}
+	return false
+}
+
+// appendLoop appends what was ingested, many messages per transaction, and
+// answers publishers that asked once their messages are on disk.
+func (s *Stream) appendLoop(ctx context.Context) {
+	batch := make([]ingested, 0, appendBatch)
+	recs := make([][]byte, 0, appendBatch)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case in := <-s.queue:
+			batch = append(batch[:0], in)
+		}
+	more:
+		for len(batch) < appendBatch {
+			select {
+			case in := <-s.queue:
+				batch = append(batch, in)
+			default:
+				break more
+			}
+		}
+		recs = recs[:0]
+		for _, in := range batch {
+			recs = append(recs, in.rec)
+		}
+		first, err := s.log.AppendBatch(recs)
+		if err != nil {
+			s.m.log.Warn("stream append failed", "stream", s.cfg.Name, "err", err, "msgs", len(batch))
+		}
+		for i, in := range batch {
+			if in.reply != nil {
+				s.m.in.Publish(in.reply, nil, nil, s.pubAck(first+uint64(i), err))
+			}
+		}
+		select {
+		case s.appended <- struct{}{}:
+		default:
+		}
+	}
+}
+
+// pubAck is the answer to a publisher, shaped as JetStream's so that
+// nats.go's js.Publish accepts it.
+func (s *Stream) pubAck(seq uint64, err error) []byte {
+	if err == nil {
+		b, _ := json.Marshal(struct {
+			Stream string `json:"stream"`
+			Seq    uint64 `json:"seq"`
+		}{s.cfg.Name, seq})
+		return b
+	}
+	code := 500
+	if errors.Is(err, store.ErrFull) || errors.Is(err, store.ErrDiskFull) {
+		code = 503
+	}
+	b, _ := json.Marshal(map[string]any{"error": map[string]any{"code": code, "description": err.Error()}})
+	return b
+}
+
+// onAck receives the hub's answers to the syncer's publishes; the last
+// token of the reply subject is the sequence.
+func (s *Stream) onAck(subj, _, _, payload []byte) {
+	i := strings.LastIndexByte(string(subj), '.')
+	seq, err := strconv.ParseUint(string(subj[i+1:]), 10, 64)
+	if err != nil {
+		return
+	}
+	var resp struct {
+		Error *struct {
+			Description string `json:"description"`
+		} `json:"error"`
+	}
+	a := ack{seq: seq}
+	if json.Unmarshal(payload, &resp) != nil {
+		a.err = "unreadable acknowledgement"
+	} else if resp.Error != nil {
+		a.err = resp.Error.Description
+	}
+	select {
+	case s.acks <- a:
+	default: // the syncer resends anything whose ack it misses
+	}
+}
+
+// syncLoop sends the log to the hub in order, keeping up to Window
+// messages in flight, and advances the hub cursor on acknowledgements.
+func (s *Stream) syncLoop(ctx context.Context) {
+	acked := s.log.Acked(hubConsumer)
+	next := acked + 1
+	inflight := map[uint64]bool{}
+	var oldestSent time.Time
+	hdr := make([]byte, 0, 256)
+	var batch []stored
+	lastRefusal := ""
+
+	gen := s.m.link.Generation()
+	resend := func() {
+		next = acked + 1
+		clear(inflight)
+	}
+	tick := time.NewTicker(linkPoll)
+	defer tick.Stop()
+	for ctx.Err() == nil {
+		if !s.m.link.Up() {
+			resend()
+			if !pause(ctx, linkPoll) {
+				return
+			}
+			continue
+		}
+		if g := s.m.link.Generation(); g != gen {
+			// A new link: answers to what went over the old one are lost.
+			gen = g
+			resend()
+		}
+		// Fill the window, reading the log in one transaction.
+		sentAny, refused := false, false
+		if room := s.cfg.Window - len(inflight); room > 0 {
+			batch = batch[:0]
+			err := s.log.Read(next, room, func(seq uint64, _ time.Time, data []byte) error {
+				batch = append(batch, stored{seq: seq, rec: append([]byte(nil), data...)})
+				return nil
+			})
+			if err != nil {
+				s.m.log.Warn("stream read failed", "stream", s.cfg.Name, "err", err)
+			}
+			for _, r := range batch {
+				subj, h, payload, err := decode(r.rec)
+				if err != nil {
+					s.m.log.Error("skipping unreadable stored message", "stream", s.cfg.Name, "seq", r.seq)
+					next = r.seq + 1
+					continue
+				}
+				hdr = withMsgID(hdr[:0], h, fmt.Sprintf("%s.%s.%d", s.m.device, s.cfg.Name, r.seq))
+				up := s.prefix + "." + string(subj)
+				reply := s.inbox + "." + strconv.FormatUint(r.seq, 10)
+				if !s.m.in.Publish([]byte(up), []byte(reply), hdr, payload) {
+					// The hub has no interest: no stream for these
+					// subjects yet, or the link just dropped.
+					if lastRefusal != "no interest" {
+						s.m.log.Warn("the hub does not take the stream's messages; retrying", "stream", s.cfg.Name, "subject", up)
+						lastRefusal = "no interest"
+					}
+					refused = true
+					break
+				}
+				if len(inflight) == 0 {
+					oldestSent = time.Now()
+				}
+				inflight[r.seq] = true
+				next = r.seq + 1
+				sentAny = true
+			}
+		}
+		if refused && len(inflight) == 0 {
+			if !pause(ctx, retryPause) {
+				return
+			}
+			continue
+		}
+		if len(inflight) == 0 && !sentAny {
+			// Everything is acknowledged: wait for the next append.
+			select {
+			case <-ctx.Done():
+				return
+			case <-s.appended:
+			}
+			continue
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case a := <-s.acks:
+			if !inflight[a.seq] {
+				continue
+			}
+			if a.err != "" {
+				if a.err != lastRefusal {
+					s.m.log.Warn("the hub refused a stream message; resending", "stream", s.cfg.Name, "seq", a.seq, "err", a.err)
+					lastRefusal = a.err
+				}
+				resend()
+				if !pause(ctx, retryPause) {
+					return
+				}
+				continue
+			}
+			delete(inflight, a.seq)
+			// The cursor moves over the contiguous acknowledged prefix.
+			newAcked := acked
+			for seq := acked + 1; seq < next && !inflight[seq]; seq++ {
+				newAcked = seq
+			}
+			if newAcked > acked {
+				if err := s.log.Ack(hubConsumer, newAcked); err != nil {
+					s.m.log.Warn("stream cursor not saved", "stream", s.cfg.Name, "err", err)
+				}
+				acked = newAcked
+				oldestSent = time.Now()
+				lastRefusal = ""
+			}
+		case <-s.appended:
+		case <-tick.C: // notice a new link without waiting for the ack timeout
+		case <-time.After(time.Until(oldestSent.Add(ackTimeout))):
+			if len(inflight) > 0 {
+				s.m.log.Debug("stream acknowledgements overdue; resending", "stream", s.cfg.Name, "from", acked+1)
+				resend()
+			}
+		}
+	}
+}
+
+type stored struct {
+	seq uint64
+	rec []byte
+}
+
+// pause waits d, or less when ctx ends; false when it ended.
+func pause(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
+	}
+}

@@ -1,0 +1,237 @@
+package stream_test
+
+import (
+	"context"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nkeys"
+
+	"github.com/canopy-iot/canopy/internal/config"
+	"github.com/canopy-iot/canopy/internal/faultproxy"
+	"github.com/canopy-iot/canopy/internal/testlog"
+	"github.com/canopy-iot/canopy/internal/wait"
+	"github.com/canopy-iot/canopy/leaf"
+	"github.com/canopy-iot/canopy/leaf/natsd"
+	"github.com/canopy-iot/canopy/leaf/stream"
+	"github.com/canopy-iot/canopy/leaf/uplink"
+)
+
+// startHub runs a hub with JetStream and the TELEMETRY stream on
+// telemetry.>, and an NKey user for the device; it returns the hub and the
+// device's seed file.
+func startHub(t *testing.T) (*server.Server, string, jetstream.Stream) {
+	t.Helper()
+	kp, _ := nkeys.CreateUser()
+	pub, _ := kp.PublicKey()
+	seed, _ := kp.Seed()
+	seedFile := filepath.Join(t.TempDir(), "device.nk")
+	os.WriteFile(seedFile, seed, 0o600)
+	acc := server.NewAccount("ACME")
+	o := &server.Options{
+		ServerName: "hub", Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true,
+		Accounts:  []*server.Account{acc},
+		Nkeys:     []*server.NkeyUser{{Nkey: pub, Account: acc}},
+		Users:     []*server.User{{Username: "app", Password: "pw", Account: acc}},
+		JetStream: true, JetStreamDomain: "hub", StoreDir: t.TempDir(),
+	}
+	o.LeafNode.Host, o.LeafNode.Port, o.LeafNode.NoAdvertise = "127.0.0.1", -1, true
+	s, err := server.NewServer(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Start()
+	if !s.ReadyForConnections(10 * time.Second) {
+		t.Fatal("hub not ready")
+	}
+	t.Cleanup(s.Shutdown)
+	a, _ := s.LookupAccount("ACME")
+	if err := a.EnableJetStream(nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	nc, err := nats.Connect(s.ClientURL(), nats.UserInfo("app", "pw"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, _ := jetstream.New(nc)
+	st, err := js.CreateStream(context.Background(), jetstream.StreamConfig{Name: "TELEMETRY", Subjects: []string{"telemetry.>"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return s, seedFile, st
+}
+
+func leafPort(t *testing.T, s *server.Server) string {
+	v, err := s.Varz(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return fmt.Sprintf("127.0.0.1:%d", v.LeafNode.Port)
+}
+
+// startLeaf runs a canopy leaf with one stream "sensors" on sensors.>.
+func startLeaf(t *testing.T, hubAddr, seedFile string, mut func(*leaf.Config)) (*leaf.Node, *testlog.Buffer) {
+	t.Helper()
+	cfg := leaf.Config{
+		ServerName: "pi-001",
+		DataDir:    t.TempDir(),
+		NATS:       natsd.Config{Listen: "127.0.0.1:0"},
+		Uplink: uplink.Config{URLs: []string{"nats-leaf://" + hubAddr}, NKeySeedFile: seedFile,
+			ReconnectMin: config.Duration(10 * time.Millisecond), ReconnectMax: config.Duration(100 * time.Millisecond)},
+		Streams: []stream.Config{{Name: "sensors", Subjects: []string{"sensors.>"}}},
+	}
+	if mut != nil {
+		mut(&cfg)
+	}
+	logs, log := testlog.New(-4)
+	n, err := leaf.New(cfg, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- n.Run(ctx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	select {
+	case <-n.Ready():
+	case err := <-done:
+		t.Fatal(err)
+	}
+	return n, logs
+}
+
+// checkHubStream reads the hub stream and checks it holds exactly the
+// device's messages 0..total-1, each once, in order.
+func checkHubStream(t *testing.T, st jetstream.Stream, total int) {
+	t.Helper()
+	ctx := context.Background()
+	wait.For(t, 60*time.Second, func() error {
+		info, err := st.Info(ctx)
+		if err != nil {
+			return err
+		}
+		if info.State.Msgs < uint64(total) {
+			return fmt.Errorf("hub stream has %d of %d messages", info.State.Msgs, total)
+		}
+		return nil
+	})
+	cons, err := st.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for want := 0; want < total; {
+		batch, err := cons.Fetch(min(1000, total-want), jetstream.FetchMaxWait(5*time.Second))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for m := range batch.Messages() {
+			if m.Subject() != "telemetry.pi-001.sensors.temp" {
+				t.Fatalf("message %d on %s", want, m.Subject())
+			}
+			if got := string(m.Data()); got != strconv.Itoa(want) {
+				t.Fatalf("message %d is %q: lost, duplicated or out of order", want, got)
+			}
+			want++
+		}
+		if err := batch.Error(); err != nil && want < total {
+			t.Fatalf("after %d messages: %v", want, err)
+		}
+	}
+	if info, _ := st.Info(ctx); info.State.Msgs != uint64(total) {
+		t.Fatalf("hub stream holds %d messages, want exactly %d", info.State.Msgs, total)
+	}
+}
+
+// js.Publish against the leaf is acknowledged once the message is on the
+// device's disk, even while the hub is unreachable; the messages reach the
+// hub's stream once the link is up, exactly once, in order.
+func TestIntegrationAckedOnDiskThenSyncedToHub(t *testing.T) {
+	hub, seedFile, hubStream := startHub(t)
+	proxy := faultproxy.New(t, leafPort(t, hub))
+	// The link is down until the messages are in.
+	proxy.SetDown(true)
+	n, _ := startLeaf(t, proxy.Addr(), seedFile, nil)
+	nc, err := nats.Connect(n.NATSURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const total = 200
+	for i := range total {
+		ack, err := js.Publish(context.Background(), "sensors.temp", []byte(strconv.Itoa(i)))
+		if err != nil {
+			t.Fatalf("publish %d: %v", i, err)
+		}
+		if ack.Stream != "sensors" || ack.Sequence != uint64(i+1) {
+			t.Fatalf("ack %d: %+v", i, ack)
+		}
+	}
+	if n.Uplink().Up() {
+		t.Fatal("the link came up through a downed proxy")
+	}
+	proxy.SetDown(false)
+	start := time.Now()
+	checkHubStream(t, hubStream, total)
+	t.Logf("synced %d messages %v after the link was allowed up", total, time.Since(start))
+}
+
+// Messages keep flowing while the link is cut 20 times at random points:
+// the hub stream holds each exactly once, in order.
+func TestIntegrationExactlyOnceAcrossLinkCuts(t *testing.T) {
+	hub, seedFile, hubStream := startHub(t)
+	proxy := faultproxy.New(t, leafPort(t, hub))
+	n, _ := startLeaf(t, proxy.Addr(), seedFile, nil)
+	nc, err := nats.Connect(n.NATSURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+
+	const total, cuts = 5000, 20
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range cuts {
+			before := proxy.Accepts()
+			// Cut at a random byte, or after a random moment if traffic
+			// does not reach that byte first.
+			proxy.CutAfter(rand.Int64N(64 << 10))
+			time.Sleep(time.Duration(20+rand.IntN(80)) * time.Millisecond)
+			proxy.CutAll()
+			wait.For(t, 10*time.Second, func() error {
+				if proxy.Accepts() == before || !n.Uplink().Up() {
+					return fmt.Errorf("link not back")
+				}
+				return nil
+			})
+		}
+	}()
+	for i := range total {
+		if _, err := js.PublishAsync("sensors.temp", []byte(strconv.Itoa(i))); err != nil {
+			t.Fatal(err)
+		}
+		if i%256 == 255 {
+			<-js.PublishAsyncComplete()
+		}
+	}
+	<-js.PublishAsyncComplete()
+	<-done
+	checkHubStream(t, hubStream, total)
+	if a := proxy.Accepts(); a < cuts {
+		t.Fatalf("only %d connections through the proxy for %d cuts", a, cuts)
+	}
+}

@@ -136,3 +136,13 @@ func (n *Node) Reload(cfg Config) error {
 	}
 	return nil
 }
+
+// StreamStats returns the stats of a leaf stream (zero when there is no
+// such stream or the node is not running).
+func (n *Node) StreamStats(name string) store.Stats {
+	if n.streams == nil {
+		return store.Stats{}
+	}
+	st, _ := n.streams.Stats(name)
+	return st
+}

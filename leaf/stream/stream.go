@@ -56,6 +56,28 @@ type Stream struct {
 	appended chan struct{} // signalled after each append
 	acks     chan ack
 	inbox    string
+	refusals refusalLog // append loop only
+}
+
+// refusalLog rate-limits the warning for messages a stream refused (a
+// full log under discard: new, a full disk): once per change of reason,
+// then at most every refusalLogEvery with the number refused meanwhile.
+type refusalLog struct {
+	last    string
+	at      time.Time
+	pending int
+}
+
+const refusalLogEvery = 10 * time.Second
+
+func (s *Stream) warnRefused(err error, n int) {
+	r := &s.refusals
+	r.pending += n
+	if err.Error() == r.last && time.Since(r.at) < refusalLogEvery {
+		return
+	}
+	s.m.log.Warn("stream refused messages", "stream", s.cfg.Name, "err", err, "msgs", r.pending)
+	r.last, r.at, r.pending = err.Error(), time.Now(), 0
 }
 
 type ingested struct {
@@ -183,7 +205,7 @@ func (s *Stream) appendLoop(ctx context.Context) {
 		}
 		first, err := s.log.AppendBatch(recs)
 		if err != nil {
-			s.m.log.Warn("stream append failed", "stream", s.cfg.Name, "err", err, "msgs", len(batch))
+			s.warnRefused(err, len(batch))
 		}
 		for i, in := range batch {
 			if in.reply != nil {
@@ -383,4 +405,15 @@ func pause(ctx context.Context, d time.Duration) bool {
 	case <-t.C:
 		return true
 	}
+}
+
+// Stats returns the stats of the named stream's log, false when there is
+// no such stream.
+func (m *Manager) Stats(name string) (store.Stats, bool) {
+	for _, s := range m.streams {
+		if s.cfg.Name == name {
+			return s.log.Stats(), true
+		}
+	}
+	return store.Stats{}, false
 }

@@ -235,3 +235,48 @@ func TestIntegrationExactlyOnceAcrossLinkCuts(t *testing.T) {
 		t.Fatalf("only %d connections through the proxy for %d cuts", a, cuts)
 	}
 }
+
+// At a limit the configured policy applies: discard new refuses with an
+// error the publisher sees (and a rate-limited log line); discard old
+// drops the oldest and counts it.
+func TestIntegrationLimits(t *testing.T) {
+	hub, seedFile, _ := startHub(t)
+	proxy := faultproxy.New(t, leafPort(t, hub))
+	proxy.SetDown(true) // nothing leaves the device
+	n, logs := startLeaf(t, proxy.Addr(), seedFile, func(c *leaf.Config) {
+		c.Streams = []stream.Config{
+			{Name: "refusing", Subjects: []string{"r.>"}, MaxMsgs: 5, Discard: "new"},
+			{Name: "dropping", Subjects: []string{"d.>"}, MaxMsgs: 5},
+		}
+	})
+	nc, err := nats.Connect(n.NATSURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	ctx := context.Background()
+	for i := range 5 {
+		if _, err := js.Publish(ctx, "r.x", []byte(strconv.Itoa(i))); err != nil {
+			t.Fatalf("publish %d under the limit: %v", i, err)
+		}
+	}
+	for range 3 {
+		if _, err := js.Publish(ctx, "r.x", []byte("over")); err == nil {
+			t.Fatal("a publish over a discard-new limit was acknowledged")
+		}
+	}
+	if n := logs.Count(`msg="stream refused messages" component=stream stream=refusing`); n != 1 {
+		t.Fatalf("refusal logged %d times, want once (rate-limited)", n)
+	}
+	for i := range 8 {
+		ack, err := js.Publish(ctx, "d.x", []byte(strconv.Itoa(i)))
+		if err != nil || ack.Sequence != uint64(i+1) {
+			t.Fatalf("publish %d on a discard-old stream: %+v %v", i, ack, err)
+		}
+	}
+	st := n.StreamStats("dropping")
+	if st.Msgs != 5 || st.FirstSeq != 4 || st.Dropped.MaxMsgs != 3 {
+		t.Fatalf("discard-old stats %+v: want 5 messages from seq 4, 3 dropped", st)
+	}
+}

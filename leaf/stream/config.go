@@ -38,10 +38,20 @@ type Upstream struct {
 	// "telemetry.{device}", so sensors.temp on device pi-001 is stored at
 	// the hub as telemetry.pi-001.sensors.temp.
 	Subject string `yaml:"subject"`
+	// Stream is the hub's JetStream stream that stores these subjects.
+	// After a link failure the leaf asks it for the last message this
+	// stream stored there, so that nothing is stored twice even after an
+	// outage longer than the hub stream's duplicate window. Default
+	// "TELEMETRY"; "" turns the check off (the duplicate window alone then
+	// protects against duplicates).
+	Stream *string `yaml:"stream"`
+	// Domain is the hub's JetStream domain, when it has one. Default none.
+	Domain string `yaml:"domain"`
 }
 
 // Defaults.
 const (
+	DefaultUpstreamStream  = "TELEMETRY"
 	DefaultUpstreamSubject = "telemetry.{device}"
 	DefaultWindow          = 256
 )
@@ -50,6 +60,10 @@ const (
 func (c Config) WithDefaults() Config {
 	if c.Upstream.Subject == "" {
 		c.Upstream.Subject = DefaultUpstreamSubject
+	}
+	if c.Upstream.Stream == nil {
+		def := DefaultUpstreamStream
+		c.Upstream.Stream = &def
 	}
 	if c.Discard == "" {
 		c.Discard = "old"
@@ -84,6 +98,12 @@ func Validate(streams []Config) error {
 		}
 		if up := strings.ReplaceAll(c.Upstream.Subject, "{device}", "device"); !subject.ValidPublish(up) {
 			errs.Addf(p+".upstream.subject", "invalid subject prefix %q", c.Upstream.Subject)
+		}
+		if c.Upstream.Stream != nil && *c.Upstream.Stream != "" && !validName(*c.Upstream.Stream) {
+			errs.Addf(p+".upstream.stream", "%q is not a JetStream stream name", *c.Upstream.Stream)
+		}
+		if d := c.Upstream.Domain; d != "" && !validName(d) {
+			errs.Addf(p+".upstream.domain", "%q is not a JetStream domain", d)
 		}
 		if c.Discard != "old" && c.Discard != "new" {
 			errs.Addf(p+".discard", "%q: want old or new", c.Discard)

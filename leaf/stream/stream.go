@@ -56,7 +56,8 @@ type Stream struct {
 	appended chan struct{} // signalled after each append
 	acks     chan ack
 	inbox    string
-	refusals refusalLog // append loop only
+	lastResp chan []byte // answers to the last-upstream query
+	refusals refusalLog  // append loop only
 }
 
 // refusalLog rate-limits the warning for messages a stream refused (a
@@ -117,6 +118,7 @@ func New(cfgs []Config, device string, st *store.Store, srv *natsd.Server, link 
 			queue:    make(chan ingested, ingestQueue),
 			appended: make(chan struct{}, 1),
 			acks:     make(chan ack, 2*c.Window),
+			lastResp: make(chan []byte, 1),
 			inbox:    "_INBOX.canopy." + randomToken() + "." + c.Name,
 		}
 		m.streams = append(m.streams, s)
@@ -141,6 +143,16 @@ func (m *Manager) Run(ctx context.Context) error {
 			return fmt.Errorf("stream %s: %w", s.cfg.Name, err)
 		}
 		defer unsub()
+		unsubLast, err := m.in.Subscribe(s.inbox+".last.reply", "", func(_, _, _, payload []byte) {
+			select {
+			case s.lastResp <- append([]byte(nil), payload...):
+			default:
+			}
+		})
+		if err != nil {
+			return fmt.Errorf("stream %s: %w", s.cfg.Name, err)
+		}
+		defer unsubLast()
 		wg.Add(2)
 		go func() { defer wg.Done(); s.appendLoop(ctx) }()
 		go func() { defer wg.Done(); s.syncLoop(ctx) }()
@@ -274,9 +286,11 @@ func (s *Stream) syncLoop(ctx context.Context) {
 	lastRefusal := ""
 
 	gen := s.m.link.Generation()
+	checkUpstream := true // before the first send, and after every resend
 	resend := func() {
 		next = acked + 1
 		clear(inflight)
+		checkUpstream = true
 	}
 	tick := time.NewTicker(linkPoll)
 	defer tick.Stop()
@@ -292,6 +306,18 @@ func (s *Stream) syncLoop(ctx context.Context) {
 			// A new link: answers to what went over the old one are lost.
 			gen = g
 			resend()
+		}
+		if checkUpstream && len(inflight) == 0 {
+			// What the hub already stored need not go again: after an
+			// outage longer than its duplicate window, the Nats-Msg-Id
+			// alone would not stop a second copy.
+			checkUpstream = false
+			if seq, ok := s.lastUpstream(ctx); ok && seq > acked && seq <= s.log.Stats().LastSeq {
+				if err := s.log.Ack(hubConsumer, seq); err == nil {
+					s.m.log.Info("hub already had stream messages; skipping them", "stream", s.cfg.Name, "through", seq)
+					acked, next = seq, seq+1
+				}
+			}
 		}
 		// Fill the window, reading the log in one transaction.
 		sentAny, refused := false, false
@@ -416,4 +442,61 @@ func (m *Manager) Stats(name string) (store.Stats, bool) {
 		}
 	}
 	return store.Stats{}, false
+}
+
+// lastUpstream asks the hub stream for the last message stored under this
+// stream's prefix and returns its device sequence, read from its
+// Nats-Msg-Id. False when there is no such message or no answer.
+func (s *Stream) lastUpstream(ctx context.Context) (uint64, bool) {
+	name := *s.cfg.Upstream.Stream
+	if name == "" {
+		return 0, false
+	}
+	api := "$JS.API"
+	if d := s.cfg.Upstream.Domain; d != "" {
+		api = "$JS." + d + ".API"
+	}
+	req, _ := json.Marshal(map[string]string{"last_by_subj": s.prefix + ".>"})
+	select {
+	case <-s.lastResp: // a stale answer
+	default:
+	}
+	if !s.m.in.Publish([]byte(api+".STREAM.MSG.GET."+name), []byte(s.inbox+".last.reply"), nil, req) {
+		return 0, false
+	}
+	t := time.NewTimer(lastUpstreamTimeout)
+	defer t.Stop()
+	var payload []byte
+	select {
+	case <-ctx.Done():
+		return 0, false
+	case <-t.C:
+		s.m.log.Debug("no answer from the hub stream about its last message", "stream", s.cfg.Name, "hub_stream", name)
+		return 0, false
+	case payload = <-s.lastResp:
+	}
+	var resp struct {
+		Message *struct {
+			Header []byte `json:"hdrs"`
+		} `json:"message"`
+	}
+	if json.Unmarshal(payload, &resp) != nil || resp.Message == nil {
+		return 0, false // typically "no message found": nothing stored yet
+	}
+	return s.seqFromMsgID(resp.Message.Header)
+}
+
+const lastUpstreamTimeout = 2 * time.Second
+
+// seqFromMsgID reads the device sequence from a header block holding
+// Nats-Msg-Id: <device>.<stream>.<seq>, written by this device and stream.
+func (s *Stream) seqFromMsgID(hdr []byte) (uint64, bool) {
+	want := "Nats-Msg-Id: " + s.m.device + "." + s.cfg.Name + "."
+	for _, line := range strings.Split(string(hdr), "\r\n") {
+		if rest, ok := strings.CutPrefix(line, want); ok {
+			seq, err := strconv.ParseUint(strings.TrimSpace(rest), 10, 64)
+			return seq, err == nil
+		}
+	}
+	return 0, false
 }

@@ -30,6 +30,13 @@ import (
 // device's seed file.
 func startHub(t *testing.T) (*server.Server, string, jetstream.Stream) {
 	t.Helper()
+	return startHubWith(t, nil, jetstream.StreamConfig{Name: "TELEMETRY", Subjects: []string{"telemetry.>"}})
+}
+
+// startHubWith is startHub with the device's permissions and the stream's
+// configuration given.
+func startHubWith(t *testing.T, perms *server.Permissions, sc jetstream.StreamConfig) (*server.Server, string, jetstream.Stream) {
+	t.Helper()
 	kp, _ := nkeys.CreateUser()
 	pub, _ := kp.PublicKey()
 	seed, _ := kp.Seed()
@@ -63,7 +70,7 @@ func startHub(t *testing.T) (*server.Server, string, jetstream.Stream) {
 	}
 	t.Cleanup(nc.Close)
 	js, _ := jetstream.New(nc)
-	st, err := js.CreateStream(context.Background(), jetstream.StreamConfig{Name: "TELEMETRY", Subjects: []string{"telemetry.>"}})
+	st, err := js.CreateStream(context.Background(), sc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -78,17 +85,22 @@ func leafPort(t *testing.T, s *server.Server) string {
 	return fmt.Sprintf("127.0.0.1:%d", v.LeafNode.Port)
 }
 
-// startLeaf runs a canopy leaf with one stream "sensors" on sensors.>.
-func startLeaf(t *testing.T, hubAddr, seedFile string, mut func(*leaf.Config)) (*leaf.Node, *testlog.Buffer) {
-	t.Helper()
-	cfg := leaf.Config{
+// leafConfig is a canopy leaf with one stream "sensors" on sensors.>.
+func leafConfig(hubAddr, seedFile string) leaf.Config {
+	return leaf.Config{
 		ServerName: "pi-001",
-		DataDir:    t.TempDir(),
 		NATS:       natsd.Config{Listen: "127.0.0.1:0"},
 		Uplink: uplink.Config{URLs: []string{"nats-leaf://" + hubAddr}, NKeySeedFile: seedFile,
 			ReconnectMin: config.Duration(10 * time.Millisecond), ReconnectMax: config.Duration(100 * time.Millisecond)},
 		Streams: []stream.Config{{Name: "sensors", Subjects: []string{"sensors.>"}}},
 	}
+}
+
+// startLeaf runs a leaf on leafConfig, changed by mut, until the test ends.
+func startLeaf(t *testing.T, hubAddr, seedFile string, mut func(*leaf.Config)) (*leaf.Node, *testlog.Buffer) {
+	t.Helper()
+	cfg := leafConfig(hubAddr, seedFile)
+	cfg.DataDir = t.TempDir()
 	if mut != nil {
 		mut(&cfg)
 	}
@@ -278,5 +290,117 @@ func TestIntegrationLimits(t *testing.T) {
 	st := n.StreamStats("dropping")
 	if st.Msgs != 5 || st.FirstSeq != 4 || st.Dropped.MaxMsgs != 3 {
 		t.Fatalf("discard-old stats %+v: want 5 messages from seq 4, 3 dropped", st)
+	}
+}
+
+// The device loses the hub's acknowledgements (a power cut after the hub
+// stored the messages, before the device recorded the acks) and comes back
+// after the hub stream's duplicate window: before resending, it asks the
+// hub what it already has, and nothing is stored twice.
+func TestIntegrationNoDuplicatesBeyondTheDuplicateWindow(t *testing.T) {
+	hub, seedFile, hubStream := startHubWith(t, nil, jetstream.StreamConfig{
+		Name: "TELEMETRY", Subjects: []string{"telemetry.>"}, Duplicates: time.Second,
+	})
+	proxy := faultproxy.New(t, leafPort(t, hub))
+	dataDir := t.TempDir()
+	withDir := func(c *leaf.Config) { c.DataDir = dataDir }
+	const total = 50
+
+	// 1. Messages stored on the device while the hub is unreachable.
+	proxy.SetDown(true)
+	ctx, stop := context.WithCancel(context.Background())
+	n, done := runLeaf(t, ctx, proxy.Addr(), seedFile, withDir)
+	publish(t, n.NATSURL(), total)
+	stop()
+	<-done
+	snapshot := copyDir(t, dataDir)
+
+	// 2. They reach the hub; the device records the acknowledgements.
+	proxy.SetDown(false)
+	ctx, stop = context.WithCancel(context.Background())
+	n, done = runLeaf(t, ctx, proxy.Addr(), seedFile, withDir)
+	checkHubStream(t, hubStream, total)
+	wait.For(t, 10*time.Second, func() error {
+		if st := n.StreamStats("sensors"); st.AckFloor != total {
+			return fmt.Errorf("device cursor at %d", st.AckFloor)
+		}
+		return nil
+	})
+	stop()
+	<-done
+
+	// 3. The acknowledgements are lost, and the duplicate window passes.
+	restoreDir(t, snapshot, dataDir)
+	time.Sleep(1500 * time.Millisecond) // let the hub's 1 s duplicate window expire
+	n, logs := startLeaf(t, proxy.Addr(), seedFile, withDir)
+	wait.For(t, 10*time.Second, func() error {
+		if st := n.StreamStats("sensors"); st.AckFloor != total {
+			return fmt.Errorf("device cursor at %d", st.AckFloor)
+		}
+		return nil
+	})
+	checkHubStream(t, hubStream, total)
+	if err := logs.Contains("hub already had stream messages; skipping them"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// runLeaf is startLeaf with the caller controlling when it stops.
+func runLeaf(t *testing.T, ctx context.Context, hubAddr, seedFile string, mut func(*leaf.Config)) (*leaf.Node, chan error) {
+	t.Helper()
+	cfg := leafConfig(hubAddr, seedFile)
+	mut(&cfg)
+	n, err := leaf.New(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- n.Run(ctx) }()
+	select {
+	case <-n.Ready():
+	case err := <-done:
+		t.Fatal(err)
+	}
+	return n, done
+}
+
+func publish(t *testing.T, url string, total int) {
+	t.Helper()
+	nc, err := nats.Connect(url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	for i := range total {
+		if _, err := js.Publish(context.Background(), "sensors.temp", []byte(strconv.Itoa(i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+func copyDir(t *testing.T, dir string) map[string][]byte {
+	t.Helper()
+	files := map[string][]byte{}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range entries {
+		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
+		if err != nil {
+			t.Fatal(err)
+		}
+		files[e.Name()] = b
+	}
+	return files
+}
+
+func restoreDir(t *testing.T, files map[string][]byte, dir string) {
+	t.Helper()
+	for name, b := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

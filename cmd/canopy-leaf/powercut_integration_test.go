@@ -38,9 +38,9 @@ func TestIntegrationPowerCutLosesNothingAcknowledged(t *testing.T) {
 	acc := server.NewAccount("ACME")
 	o := &server.Options{
 		ServerName: "hub", Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true,
-		Accounts: []*server.Account{acc},
-		Nkeys:    []*server.NkeyUser{{Nkey: pub, Account: acc}},
-		Users:    []*server.User{{Username: "app", Password: "pw", Account: acc}},
+		Accounts:  []*server.Account{acc},
+		Nkeys:     []*server.NkeyUser{{Nkey: pub, Account: acc}},
+		Users:     []*server.User{{Username: "app", Password: "pw", Account: acc}},
 		JetStream: true, StoreDir: filepath.Join(dir, "hub"),
 	}
 	o.LeafNode.Host, o.LeafNode.Port = "127.0.0.1", -1

@@ -23,8 +23,9 @@ set -euo pipefail
 script=$(cd "$(dirname "$0")" && pwd)/$(basename "$0")
 cd "$(dirname "$script")/.."
 command -v go >/dev/null || PATH="$PATH:/usr/local/go/bin"
+# shellcheck source=bench/lib.sh
+. bench/lib.sh
 
-log() { printf '%s\n' "$*" >&2; }
 die() { log "run.sh: $*"; exit 1; }
 usage() { sed -n '2,/^set -euo/{/^#/s/^# \{0,1\}//p}' "$script" >&2; exit "${1:-2}"; }
 
@@ -79,24 +80,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# number UNIT VALUE: thousands separators for counts, 1 decimal for µs.
-number() {
-	awk -v u="$1" -v x="$2" 'BEGIN {
-		if (u == "µs") { printf "%.1f", x; exit }
-		s = sprintf("%.0f", x); out = ""
-		while (length(s) > 3) { out = "," substr(s, length(s) - 2) out; s = substr(s, 1, length(s) - 3) }
-		printf "%s%s", s, out
-	}'
-}
-
-# Every binary is built the way the shipped ones are: static, stripped,
-# without file system paths.
-build() { # output package [go build flags…]
-	local out=$1 pkg=$2
-	shift 2
-	CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" "$@" -o "$out" "$pkg"
-}
-
 # ---- servers ---------------------------------------------------------------
 
 declare -A label version
@@ -126,12 +109,8 @@ for s in $wanted; do
 			continue
 		fi
 		leaf_buildable=1
-		commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
-		if [ -n "$(git status --porcelain -- . ':!bench' ':!docs' 2>/dev/null)" ]; then
-			commit="$commit with uncommitted changes"
-		fi
 		label[leaf]="canopy-leaf"
-		version[leaf]="canopy-leaf built from commit $commit"
+		version[leaf]="canopy-leaf built from commit $(leaf_commit)"
 		;;
 	nats)
 		label[nats]="nats-server $nats_version"
@@ -172,26 +151,12 @@ start_server() {
 	server_pid=$!
 }
 
-# stop_server: SIGTERM, then SIGKILL if the server has not exited within
-# 10 seconds. Sets stop_error when the server had already exited on its own.
-# (bash reaps its background children as they exit, so kill -0 fails as
-# soon as the server is gone.)
+# stop_server: stops the server of the run (stop_pid), setting stop_error
+# when it had already exited on its own.
 stop_server() {
-	local pid=$server_pid rc=0 i
+	local pid=$server_pid
 	server_pid=""
-	stop_error=""
-	if ! kill -0 "$pid" 2>/dev/null; then
-		wait "$pid" 2>/dev/null || rc=$?
-		stop_error="the server exited during the run (status $rc)"
-		return 0
-	fi
-	kill -TERM "$pid"
-	for ((i = 0; i < 100; i++)); do
-		kill -0 "$pid" 2>/dev/null || break
-		sleep 0.1
-	done
-	kill -KILL "$pid" 2>/dev/null || true
-	wait "$pid" 2>/dev/null || true
+	stop_pid "$pid"
 }
 
 # ---- binary sizes ----------------------------------------------------------
@@ -245,18 +210,6 @@ rows=(
 
 declare -A samples # "case|key|server" → space-separated values, one per round
 
-# field KEY LINE prints the value of KEY=value in a natsbench result line.
-field() {
-	local kv
-	for kv in $2; do
-		if [ "${kv%%=*}" = "$1" ]; then
-			echo "${kv#*=}"
-			return 0
-		fi
-	done
-	return 1
-}
-
 # run_case SERVER CASE ROUND
 run_case() {
 	local s=$1 c=$2 r=$3 port out="" err_msg="" args row row_case key v
@@ -307,22 +260,6 @@ done
 
 # ---- report ----------------------------------------------------------------
 
-median() { # values… → their median
-	printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 }
-		END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
-}
-
-# spread values… → half the range as a share of the median, e.g. "±3%"
-spread() {
-	printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 }
-		END {
-			m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
-			if (NR > 1 && m > 0) printf "±%.0f%%", 100 * (v[NR] - v[1]) / 2 / m
-		}'
-}
-
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a > 0 && b > 0) printf "%.2f", a / b; else printf "–" }'; }
-
 mib() { awk -v b="$1" 'BEGIN { if (b > 0) printf "%.2f MiB", b / 1048576; else printf "failed" }'; }
 
 # The ratio columns: every server against the version the hub embeds, and
@@ -339,11 +276,10 @@ command_line="bench/run.sh"
 [ "$rounds" != 3 ] && [ "$quick" != 1 ] && command_line="$command_line -r $rounds"
 [ "$wanted" != "leaf nats debian" ] && command_line="$command_line -s '$wanted'"
 
-cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null || true)
 {
 	echo "Command: \`$command_line\`, $(date -u '+%Y-%m-%d %H:%M UTC')."
 	echo
-	echo "- machine: $(nproc) CPUs${cpu:+ ($cpu)}, $(uname -sr), $(go version | cut -d' ' -f3-)"
+	echo "- machine: $(machine)"
 	for s in "${servers[@]}"; do echo "- ${version[$s]}"; done
 	echo "- $rounds round(s), servers alternating run by run; each run a fresh server;" \
 		"$(number x "$msgs") messages per throughput run, $(number x "$requests") requests per latency run"

@@ -2,12 +2,13 @@
 // to any NATS server through nats.go, with the same settings for every
 // server, and prints one result line of key=value pairs on stdout.
 //
-//	natsbench pubsub  [-subs N] [-size B] [-msgs N]   1 publisher → N subscribers
+//	natsbench pubsub  [-subs N] [-size B] [-msgs N]    1 publisher → N subscribers
 //	natsbench queue   [-members N] [-size B] [-msgs N] 1 publisher → one queue group
-//	natsbench reqrep  [-size B] [-requests N]         sequential request/reply latency
-//	natsbench idle    -pid P [-clients K]             server RSS with K idle clients
-//	natsbench free-port                               print a free TCP port on 127.0.0.1
-//	natsbench wait-listen -port N [-pid P]            wait until the port is listening
+//	natsbench reqrep  [-size B] [-requests N]          sequential request/reply latency
+//	natsbench idle    -pid P [-clients K]              server RSS with K idle clients
+//	natsbench restore -listen A -upstream H -pub-url U leafnode link cut and restored
+//	natsbench free-port                                print a free TCP port on 127.0.0.1
+//	natsbench wait-listen -port N [-pid P]             wait until the port is listening
 //
 // Every connection uses nats.go's defaults with one exception: receivers
 // have no pending limits, so a receiver that falls behind the server queues
@@ -20,6 +21,13 @@
 // delivered twice within a queue group or of the wrong size fails the run
 // with exit status 1, and so does a connection the server closes. Exit
 // status 2 is a bad command line.
+//
+// The publisher and the receivers may be on different servers joined by a
+// leafnode link (pubsub and queue -pub-url, reqrep -responder-url). The
+// receivers' interest then reaches the publisher's server asynchronously,
+// so the run first sends probes, empty messages that no receiver counts,
+// until one has arrived; everything published afterwards is delivered in
+// order behind it. restore measures the link itself: see runRestore.
 package main
 
 import (
@@ -64,6 +72,7 @@ var commands = map[string]command{
 	"queue":       {"1 publisher → a queue group: throughput, exactly-once delivery", runQueue},
 	"reqrep":      {"sequential request/reply latency percentiles", runReqRep},
 	"idle":        {"server RSS with K idle clients, each with one subscription", runIdle},
+	"restore":     {"leafnode link through a proxy cut and restored: time to the first message upstream", runRestore},
 	"free-port":   {"print a free TCP port on 127.0.0.1", runFreePort},
 	"wait-listen": {"wait until a TCP port is listening, without connecting to it", runWaitListen},
 }

@@ -196,6 +196,8 @@ func TestUsage(t *testing.T) {
 		{"queue", "-members", "0"},
 		{"reqrep", "-requests", "0"},
 		{"idle"},
+		{"restore", "-listen", "127.0.0.1:1", "-upstream", "127.0.0.1:2"},
+		{"pubsub", "-pub-url", "nats://127.0.0.1:1", "-probe-timeout", "0s"},
 		{"wait-listen"},
 	} {
 		if _, err := natsbench(t, args...); !errors.Is(err, errUsage) {

@@ -21,6 +21,8 @@ const (
 // throughput is one run of a publisher against a group of receivers.
 type throughput struct {
 	common
+	pubURL    string // the publisher's server; empty: the receivers' (url)
+	probeWait time.Duration
 	subject   string
 	queue     string // queue group name; empty for independent subscribers
 	receivers int
@@ -33,6 +35,9 @@ type throughput struct {
 // named by the command.
 func (t *throughput) flags(fs *flag.FlagSet, receivers string, defReceivers int, usage string) {
 	t.common.flags(fs)
+	fs.StringVar(&t.pubURL, "pub-url", "", "server the publisher connects to (default: -url, the receivers' server); "+
+		"when set, probes are published first until one has crossed to every receiver")
+	fs.DurationVar(&t.probeWait, "probe-timeout", probeTimeout, "with -pub-url, fail if no probe has reached the receivers by then")
 	fs.IntVar(&t.size, "size", 16, "payload size in bytes (at least 8: the sequence number)")
 	fs.IntVar(&t.msgs, "msgs", 1_000_000, "messages to publish")
 	fs.DurationVar(&t.stall, "stall", 10*time.Second, "after the publisher has flushed, fail if no message arrives for this long")
@@ -49,6 +54,8 @@ func (t *throughput) check(fs *flag.FlagSet) error {
 		return usageErrorf(fs, "need at least one receiver, got %d", t.receivers)
 	case t.stall <= 0:
 		return usageErrorf(fs, "-stall %v: must be positive", t.stall)
+	case t.probeWait <= 0:
+		return usageErrorf(fs, "-probe-timeout %v: must be positive", t.probeWait)
 	}
 	return nil
 }
@@ -58,6 +65,16 @@ type throughputResult struct {
 	recv    time.Duration // first to last message received, over all receivers
 	publish time.Duration // first publish to the publisher's final flush
 	counts  []int64       // messages per receiver
+	probes  int           // probes published before the run (-pub-url only)
+}
+
+// probeNote is the part of a result line about probes: nothing when the
+// publisher and the receivers share a server.
+func (r throughputResult) probeNote(t *throughput) string {
+	if t.pubURL == "" {
+		return ""
+	}
+	return fmt.Sprintf(" probes=%d", r.probes)
 }
 
 func runPubSub(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -76,9 +93,9 @@ func runPubSub(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	}
 	received := float64(t.msgs) * float64(t.receivers)
 	recvRate := received / res.recv.Seconds()
-	fmt.Fprintf(stdout, "pubsub subs=%d size=%d msgs=%d recv_msgs_per_s=%.0f recv_mb_per_s=%.2f pub_msgs_per_s=%.0f recv_s=%.3f pub_s=%.3f\n",
+	fmt.Fprintf(stdout, "pubsub subs=%d size=%d msgs=%d recv_msgs_per_s=%.0f recv_mb_per_s=%.2f pub_msgs_per_s=%.0f recv_s=%.3f pub_s=%.3f%s\n",
 		t.receivers, t.size, t.msgs, recvRate, recvRate*float64(t.size)/1e6,
-		float64(t.msgs)/res.publish.Seconds(), res.recv.Seconds(), res.publish.Seconds())
+		float64(t.msgs)/res.publish.Seconds(), res.recv.Seconds(), res.publish.Seconds(), res.probeNote(&t))
 	return nil
 }
 
@@ -101,9 +118,9 @@ func runQueue(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		least, most = min(least, n), max(most, n)
 	}
 	recvRate := float64(t.msgs) / res.recv.Seconds()
-	fmt.Fprintf(stdout, "queue members=%d size=%d msgs=%d recv_msgs_per_s=%.0f recv_mb_per_s=%.2f pub_msgs_per_s=%.0f recv_s=%.3f pub_s=%.3f member_min=%d member_max=%d\n",
+	fmt.Fprintf(stdout, "queue members=%d size=%d msgs=%d recv_msgs_per_s=%.0f recv_mb_per_s=%.2f pub_msgs_per_s=%.0f recv_s=%.3f pub_s=%.3f member_min=%d member_max=%d%s\n",
 		t.receivers, t.size, t.msgs, recvRate, recvRate*float64(t.size)/1e6,
-		float64(t.msgs)/res.publish.Seconds(), res.recv.Seconds(), res.publish.Seconds(), least, most)
+		float64(t.msgs)/res.publish.Seconds(), res.recv.Seconds(), res.publish.Seconds(), least, most, res.probeNote(&t))
 	return nil
 }
 
@@ -120,11 +137,25 @@ func (t *throughput) run(ctx context.Context) (throughputResult, error) {
 		return throughputResult{}, err
 	}
 	defer g.close()
-	pub, err := connect(t.url, "publisher", f)
+	pubURL := t.url
+	if t.pubURL != "" {
+		pubURL = t.pubURL
+	}
+	pub, err := connect(pubURL, "publisher", f)
 	if err != nil {
 		return throughputResult{}, err
 	}
 	defer pub.Close()
+
+	var res throughputResult
+	if t.pubURL != "" {
+		// The receivers' interest reaches the publisher's server
+		// asynchronously (over a leafnode link, say): a message
+		// published before it arrives is dropped there, correctly.
+		if res.probes, err = g.awaitProbe(ctx, pub, t.subject, t.probeWait, f); err != nil {
+			return res, err
+		}
+	}
 
 	// The publisher runs on its own goroutine so that a failure reported
 	// by a receiver, or the timeout, ends the run even while a Publish
@@ -138,7 +169,6 @@ func (t *throughput) run(ctx context.Context) (throughputResult, error) {
 		d, err := publish(pub, t.subject, t.msgs, t.size)
 		pubc <- published{d, err}
 	}()
-	var res throughputResult
 	select {
 	case p := <-pubc:
 		if p.err != nil {

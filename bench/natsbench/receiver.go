@@ -30,6 +30,9 @@ type group struct {
 	total atomic.Int64
 	done  chan struct{} // closed by the handler that receives message number expect
 	last  time.Time     // when done was closed; read only after <-done
+
+	probed    chan struct{} // closed when any member has received a probe
+	probeOnce sync.Once
 }
 
 // receiver is one subscribing connection that accounts for every message
@@ -51,6 +54,9 @@ type receiver struct {
 	dups      int64     // sequence numbers this receiver had already seen
 	malformed int64     // wrong payload size or sequence number out of range
 	first     time.Time // when the first message arrived
+
+	probed    chan struct{} // closed when this receiver has received a probe
+	probeOnce sync.Once
 }
 
 // newGroup connects n receivers to subject (as one queue group if queue is
@@ -63,12 +69,13 @@ func newGroup(url, subject, queue string, n, msgs, size int, f failures) (*group
 		queue:  queue != "",
 		expect: int64(msgs),
 		done:   make(chan struct{}),
+		probed: make(chan struct{}),
 	}
 	if !g.queue {
 		g.expect = int64(n) * int64(msgs)
 	}
 	for i := range n {
-		r := &receiver{name: fmt.Sprintf("receiver %d", i+1), g: g, seen: newBitset(msgs)}
+		r := &receiver{name: fmt.Sprintf("receiver %d", i+1), g: g, seen: newBitset(msgs), probed: make(chan struct{})}
 		g.members = append(g.members, r)
 		nc, err := connect(url, r.name, f)
 		if err != nil {
@@ -111,6 +118,10 @@ func (g *group) close() {
 // receiver's speed is part of what is measured, identically for every
 // server.
 func (r *receiver) handle(m *nats.Msg) {
+	if len(m.Data) == 0 {
+		r.probe()
+		return
+	}
 	r.mu.Lock()
 	r.count++
 	if r.count == 1 {
@@ -128,6 +139,72 @@ func (r *receiver) handle(m *nats.Msg) {
 		r.g.last = time.Now()
 		close(r.g.done)
 	}
+}
+
+// probe notes a probe: an empty message, which no run counts (every
+// counted message carries at least its sequence number).
+func (r *receiver) probe() {
+	r.probeOnce.Do(func() { close(r.probed) })
+	r.g.probeOnce.Do(func() { close(r.g.probed) })
+}
+
+// probeEvery is how often awaitProbe publishes another probe while none
+// has arrived.
+const probeEvery = 20 * time.Millisecond
+
+// probeTimeout is how long a run waits, by default, for a probe to cross:
+// a leafnode link that is not up by then is not going to come up.
+const probeTimeout = 30 * time.Second
+
+// awaitProbe publishes empty messages on subject from pub until every
+// member (one member, for a queue group) has received one, and returns
+// how many it published. Once a probe has arrived, the receivers'
+// interest has reached pub's server, and every message pub publishes
+// afterwards is delivered behind it in order. Probes still on their way
+// are ignored by the receivers.
+func (g *group) awaitProbe(ctx context.Context, pub *nats.Conn, subject string, timeout time.Duration, f failures) (int, error) {
+	waitFor := []<-chan struct{}{g.probed}
+	if !g.queue {
+		waitFor = waitFor[:0]
+		for _, r := range g.members {
+			waitFor = append(waitFor, r.probed)
+		}
+	}
+	tick := time.NewTicker(probeEvery)
+	defer tick.Stop()
+	deadline := time.NewTimer(timeout)
+	defer deadline.Stop()
+	sent := 0
+	send := func() error {
+		sent++
+		if err := pub.Publish(subject, nil); err != nil {
+			return fmt.Errorf("publisher: probe: %w", err)
+		}
+		return pub.FlushTimeout(flushTimeout)
+	}
+	if err := send(); err != nil {
+		return sent, err
+	}
+	for _, probed := range waitFor {
+		for arrived := false; !arrived; {
+			select {
+			case <-probed:
+				arrived = true
+			case <-tick.C:
+				if err := send(); err != nil {
+					return sent, err
+				}
+			case err := <-f:
+				return sent, err
+			case <-ctx.Done():
+				return sent, fmt.Errorf("waiting for a probe to reach the receivers: %w", ctx.Err())
+			case <-deadline.C:
+				return sent, fmt.Errorf("none of %d probes published every %v reached the receivers within %v: "+
+					"the receivers' interest did not reach the publisher's server", sent, probeEvery, timeout)
+			}
+		}
+	}
+	return sent, nil
 }
 
 // wait returns when the group has received as many messages as expected.

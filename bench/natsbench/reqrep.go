@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -26,6 +27,9 @@ func runReqRep(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	requests := fs.Int("requests", 100_000, "requests measured")
 	warmup := fs.Int("warmup", 1_000, "requests sent first and not measured (connection buffers, reply subscription)")
 	reqTimeout := fs.Duration("request-timeout", 5*time.Second, "fail if one reply takes longer")
+	respURL := fs.String("responder-url", "", "server the responder connects to (default: -url, the requester's server); "+
+		"when set, probe requests are sent first until one is answered")
+	probeWait := fs.Duration("probe-timeout", probeTimeout, "with -responder-url, fail if no probe request is answered by then")
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -36,12 +40,18 @@ func runReqRep(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return usageErrorf(fs, "-requests %d: must be at least 1", *requests)
 	case *warmup < 0:
 		return usageErrorf(fs, "-warmup %d: must not be negative", *warmup)
+	case *probeWait <= 0:
+		return usageErrorf(fs, "-probe-timeout %v: must be positive", *probeWait)
 	}
 	ctx, cancel := context.WithTimeout(ctx, c.timeout)
 	defer cancel()
 	f := newFailures()
 
-	resp, err := connect(c.url, "responder", f)
+	responderURL := c.url
+	if *respURL != "" {
+		responderURL = *respURL
+	}
+	resp, err := connect(responderURL, "responder", f)
 	if err != nil {
 		return err
 	}
@@ -65,6 +75,14 @@ func runReqRep(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		return err
 	}
 	defer req.Close()
+	probes := 0
+	if *respURL != "" {
+		// The responder's interest reaches the requester's server
+		// asynchronously: until it has, requests are not answered.
+		if probes, err = probeRequests(ctx, req, *probeWait, f); err != nil {
+			return err
+		}
+	}
 
 	lat := make([]time.Duration, 0, *requests)
 	payload := make([]byte, *size)
@@ -96,10 +114,43 @@ func runReqRep(ctx context.Context, args []string, stdout, stderr io.Writer) err
 	for _, d := range lat {
 		sum += d
 	}
-	fmt.Fprintf(stdout, "reqrep size=%d requests=%d p50_us=%.1f p99_us=%.1f p999_us=%.1f mean_us=%.1f max_us=%.1f\n",
+	probeNote := ""
+	if *respURL != "" {
+		probeNote = fmt.Sprintf(" probes=%d", probes)
+	}
+	fmt.Fprintf(stdout, "reqrep size=%d requests=%d p50_us=%.1f p99_us=%.1f p999_us=%.1f mean_us=%.1f max_us=%.1f%s\n",
 		*size, len(lat), micros(percentile(lat, 0.50)), micros(percentile(lat, 0.99)),
-		micros(percentile(lat, 0.999)), micros(sum/time.Duration(len(lat))), micros(lat[len(lat)-1]))
+		micros(percentile(lat, 0.999)), micros(sum/time.Duration(len(lat))), micros(lat[len(lat)-1]), probeNote)
 	return nil
+}
+
+// probeRequests sends empty requests until one is answered, at most one
+// per probeEvery, and returns how many it sent. A request sent before the
+// responder's interest has arrived fails at once with "no responders" or
+// times out; a late reply to one is dropped by nats.go.
+func probeRequests(ctx context.Context, req *nats.Conn, timeout time.Duration, f failures) (int, error) {
+	tick := time.NewTicker(probeEvery)
+	defer tick.Stop()
+	deadline := time.Now().Add(timeout)
+	for sent := 1; ; sent++ {
+		_, err := req.Request(reqrepSubject, nil, probeEvery)
+		switch {
+		case err == nil:
+			return sent, nil
+		case !errors.Is(err, nats.ErrNoResponders) && !errors.Is(err, nats.ErrTimeout):
+			return sent, fmt.Errorf("probe request: %w", err)
+		case time.Now().After(deadline):
+			return sent, fmt.Errorf("none of %d probe requests was answered within %v: "+
+				"the responder's interest did not reach the requester's server", sent, timeout)
+		}
+		select {
+		case <-tick.C:
+		case err := <-f:
+			return sent, err
+		case <-ctx.Done():
+			return sent, fmt.Errorf("probing for the responder: %w", ctx.Err())
+		}
+	}
 }
 
 // percentile returns the nearest-rank p-quantile of sorted, which must not

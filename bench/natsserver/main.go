@@ -1,7 +1,15 @@
 // Command natsserver runs the nats-server version in go.mod (the one
 // canopy-hub embeds) as a plain process for the benchmarks in bench/: the
-// server's default options, only the client host and port set, logging off
-// and signals handled here rather than by the server.
+// server's default options, only the listeners named on the command line
+// set, logging off (unless -log) and signals handled here rather than by
+// the server.
+//
+// By default it is a plain server with a client port, as run.sh measures
+// it. For uplink.sh it can also be a hub (a leafnode listener, no
+// authentication) or a leaf of such a hub (one leafnode remote):
+//
+//	natsserver -port 4222 -leafnodes-port 7422                    # hub
+//	natsserver -port 4223 -leaf-remote nats-leaf://127.0.0.1:7422 # leaf
 //
 // It deliberately does not go through hub: the hub's defaults (JetStream,
 // leafnode and monitoring listeners) are not what the benchmarks compare.
@@ -17,6 +25,7 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"os/signal"
 	"syscall"
@@ -45,9 +54,16 @@ func main() {
 func run(args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("natsserver", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	host := fs.String("host", "127.0.0.1", "client listen host")
+	host := fs.String("host", "127.0.0.1", "client (and leafnode) listen host")
 	// nats-server treats port 0 as its default 4222; -1 asks the kernel.
 	port := fs.Int("port", server.DEFAULT_PORT, "client listen port (-1: any free port)")
+	leafPort := fs.Int("leafnodes-port", 0, "leafnode listen port, without authentication (0: none; -1: any free port)")
+	noAdvertise := fs.Bool("leafnodes-no-advertise", false, "do not advertise the leafnode listener's address to leaf nodes "+
+		"(as behind a load balancer: leaf nodes keep using the URL they were given)")
+	remote := fs.String("leaf-remote", "", "run as a leaf node of the hub at this leafnode URL (nats-leaf://host:port)")
+	reconnect := fs.Duration("leaf-reconnect", 0, "wait before reconnecting a leafnode remote (0: nats-server's default, 1s)")
+	compression := fs.String("leaf-compression", "", "compression of the leafnode remote: off, s2_auto, s2_fast, … (empty: nats-server's default, s2_auto)")
+	logOn := fs.Bool("log", false, "log nats-server's notices and errors (slow consumers, for one) on stderr")
 	showVersion := fs.Bool("version", false, "print the nats-server version and exit")
 	if err := fs.Parse(args); err != nil {
 		return errUsage
@@ -60,15 +76,44 @@ func run(args []string, stdout, stderr io.Writer) error {
 		fmt.Fprintln(stdout, server.VERSION)
 		return nil
 	}
+	if *reconnect < 0 {
+		fmt.Fprintf(stderr, "natsserver: -leaf-reconnect %v: must not be negative\n", *reconnect)
+		return errUsage
+	}
+	if *remote == "" && (*reconnect != 0 || *compression != "") {
+		fmt.Fprintln(stderr, "natsserver: -leaf-reconnect and -leaf-compression need -leaf-remote")
+		return errUsage
+	}
 
-	s, err := server.NewServer(&server.Options{
+	opts := &server.Options{
 		Host:   *host,
 		Port:   *port,
-		NoLog:  true,
+		NoLog:  !*logOn,
 		NoSigs: true,
-	})
+	}
+	if *leafPort != 0 {
+		opts.LeafNode.Host = *host
+		opts.LeafNode.Port = *leafPort
+		opts.LeafNode.NoAdvertise = *noAdvertise
+	}
+	if *remote != "" {
+		u, err := url.Parse(*remote)
+		if err != nil || u.Host == "" {
+			fmt.Fprintf(stderr, "natsserver: -leaf-remote %q: want nats-leaf://host:port\n", *remote)
+			return errUsage
+		}
+		opts.LeafNode.ReconnectInterval = *reconnect
+		opts.LeafNode.Remotes = []*server.RemoteLeafOpts{{
+			URLs:        []*url.URL{u},
+			Compression: server.CompressionOpts{Mode: *compression},
+		}}
+	}
+	s, err := server.NewServer(opts)
 	if err != nil {
 		return fmt.Errorf("create server: %w", err)
+	}
+	if *logOn {
+		s.ConfigureLogger()
 	}
 	// Subscribe before starting so a signal sent as soon as the port opens
 	// is not lost.

@@ -1,0 +1,104 @@
+# shellcheck shell=bash
+# Helpers shared by run.sh and uplink.sh, which source this file: logging,
+# building, stopping a server, reading natsbench's result lines and the
+# statistics of the report. It defines functions only.
+
+log() { printf '%s\n' "$*" >&2; }
+
+# number UNIT VALUE: thousands separators, and 1 decimal for µs and ms.
+number() {
+	awk -v u="$1" -v x="$2" 'BEGIN {
+		frac = ""
+		if (u == "µs" || u == "ms") { s = sprintf("%.1f", x); frac = substr(s, length(s) - 1); s = substr(s, 1, length(s) - 2) }
+		else s = sprintf("%.0f", x)
+		out = ""
+		while (length(s) > 3) { out = "," substr(s, length(s) - 2) out; s = substr(s, 1, length(s) - 3) }
+		printf "%s%s%s", s, out, frac
+	}'
+}
+
+# Every binary is built the way the shipped ones are: static, stripped,
+# without file system paths.
+build() { # output package [go build flags…]
+	local out=$1 pkg=$2
+	shift 2
+	CGO_ENABLED=0 go build -trimpath -ldflags "-s -w" "$@" -o "$out" "$pkg"
+}
+
+# stop_pid PID: SIGTERM, then SIGKILL if the process has not exited within
+# 10 seconds. Sets stop_error when it had already exited on its own.
+# (bash reaps its background children as they exit, so kill -0 fails as
+# soon as the process is gone.)
+stop_pid() {
+	local pid=$1 rc=0 i
+	# shellcheck disable=SC2034 # read by the scripts that source this file
+	stop_error=""
+	if ! kill -0 "$pid" 2>/dev/null; then
+		wait "$pid" 2>/dev/null || rc=$?
+		# shellcheck disable=SC2034
+		stop_error="the server exited during the run (status $rc)"
+		return 0
+	fi
+	kill -TERM "$pid"
+	for ((i = 0; i < 100; i++)); do
+		kill -0 "$pid" 2>/dev/null || break
+		sleep 0.1
+	done
+	kill -KILL "$pid" 2>/dev/null || true
+	wait "$pid" 2>/dev/null || true
+}
+
+# field KEY LINE prints the value of KEY=value in a natsbench result line.
+field() {
+	local kv
+	for kv in $2; do
+		if [ "${kv%%=*}" = "$1" ]; then
+			echo "${kv#*=}"
+			return 0
+		fi
+	done
+	return 1
+}
+
+median() { # values… → their median
+	printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 }
+		END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'
+}
+
+# spread values… → half the range as a share of the median, e.g. "±3%"
+spread() {
+	printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 }
+		END {
+			m = (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2
+			if (NR > 1 && m > 0) printf "±%.0f%%", 100 * (v[NR] - v[1]) / 2 / m
+		}'
+}
+
+# extremes values… → "min–max"
+extremes() {
+	printf '%s\n' "$@" | sort -g | awk '{ v[NR] = $1 } END { printf "%s %s", v[1], v[NR] }'
+}
+
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a > 0 && b > 0) printf "%.2f", a / b; else printf "–" }'; }
+
+# machine: one line naming the CPUs, kernel and Go version, for reports.
+machine() {
+	local cpu
+	cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null || true)
+	echo "$(nproc) CPUs${cpu:+ ($cpu)}, $(uname -sr), $(go version | cut -d' ' -f3-)"
+}
+
+# leaf_commit: the commit canopy-leaf is built from, marked when the tree
+# has changes outside bench/ and docs/. In a tree that is not a git
+# checkout (a `git archive` export, say), CANOPY_COMMIT names it.
+leaf_commit() {
+	local commit
+	if ! commit=$(git rev-parse --short HEAD 2>/dev/null); then
+		echo "${CANOPY_COMMIT:-unknown} (exported tree, no git checkout)"
+		return
+	fi
+	if [ -n "$(git status --porcelain -- . ':!bench' ':!docs' 2>/dev/null)" ]; then
+		commit="$commit with uncommitted changes"
+	fi
+	echo "$commit"
+}

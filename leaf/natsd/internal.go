@@ -63,8 +63,10 @@ func (in *Internal) Publish(subject, reply, hdr, payload []byte) bool {
 	defer in.mu.Unlock()
 	c := in.c
 	delivered, groups := c.srv.deliver(c, subject, reply, hdr, payload, c.groups[:0])
-	if up := c.srv.uplink; up != nil && up.Forward(subject, reply, hdr, payload, groups) {
-		delivered = true
+	if up := c.srv.uplink; up != nil {
+		sent, drained := up.Forward(subject, reply, hdr, payload, groups)
+		delivered = delivered || sent
+		c.batch.stallOn(drained)
 	}
 	c.groups = groups
 	c.batch.Flush()

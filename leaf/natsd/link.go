@@ -20,8 +20,11 @@ type Uplink interface {
 	// lists the queue groups that already got it locally: the hub must
 	// not pick a member of those. It reports whether the message was sent
 	// to the hub (a request sent there is not answered with "no
-	// responders"). The slices are valid only during the call.
-	Forward(subject, reply, hdr, payload []byte, localGroups []string) bool
+	// responders"), and, when the link's queue is backed up, a channel
+	// closed once it drained: the publisher is slowed on it a little, as
+	// for a backed-up local subscriber. The slices are valid only during
+	// the call.
+	Forward(subject, reply, hdr, payload []byte, localGroups []string) (sent bool, drained chan struct{})
 }
 
 // SetUplink connects the server to the hub link. Call it before Run.

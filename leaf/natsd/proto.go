@@ -121,8 +121,10 @@ func (c *client) publish(subj, reply, hdr, payload []byte) error {
 		reply = nil
 	}
 	delivered, groups := c.srv.deliver(c, subj, reply, hdr, payload, c.groups[:0])
-	if up := c.srv.uplink; up != nil && up.Forward(subj, reply, hdr, payload, groups) {
-		delivered = true
+	if up := c.srv.uplink; up != nil {
+		sent, drained := up.Forward(subj, reply, hdr, payload, groups)
+		delivered = delivered || sent
+		c.batch.stallOn(drained)
 	}
 	c.groups = groups
 	if ing := c.srv.ingest; ing != nil && ing.Ingest(subj, reply, hdr, payload) {

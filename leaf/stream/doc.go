@@ -11,6 +11,12 @@
 // sequence); the log's cursor advances, and retention may delete, only on
 // the hub's acknowledgement.
 //
+// Order: a link failure never reorders (messages travel on one
+// connection and are resent from the first unacknowledged one), but when
+// the hub stream loses its leader, messages sent while it had none fail
+// while later ones may already be stored after the election; they are
+// resent and stored once, after those. Nothing is lost or doubled.
+//
 // It is imported by leaf; it imports store, leaf/natsd, leaf/subject and
 // leaf/natsproto, never nats-server.
 package stream

@@ -286,11 +286,15 @@ func (s *Stream) syncLoop(ctx context.Context) {
 	lastRefusal := ""
 
 	gen := s.m.link.Generation()
-	checkUpstream := true // before the first send, and after every resend
+	// Before the first send of this process only: the hub may hold
+	// messages whose acknowledgements a crash lost. Later resends rely on
+	// Nats-Msg-Id: a message that failed in the middle of a window (a
+	// stream leader election) can leave a gap before messages the hub did
+	// store, and skipping up to the hub's last one would lose it.
+	checkUpstream := true
 	resend := func() {
 		next = acked + 1
 		clear(inflight)
-		checkUpstream = true
 	}
 	tick := time.NewTicker(linkPoll)
 	defer tick.Stop()

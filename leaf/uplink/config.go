@@ -52,7 +52,9 @@ type Config struct {
 	Down []string `yaml:"down"`
 
 	// ReconnectMin and ReconnectMax bound the wait between attempts, which
-	// doubles (with jitter) after each failure. Default 250ms and 30s.
+	// doubles after each failure, taken at random in its upper half.
+	// ReconnectMax also bounds how long a restored hub waits for the leaf.
+	// Default 250ms and 1s (nats-server's leaf retries every 1 s too).
 	ReconnectMin config.Duration `yaml:"reconnect_min"`
 	ReconnectMax config.Duration `yaml:"reconnect_max"`
 	// PingInterval is how often the leaf pings the hub to notice a dead
@@ -81,7 +83,7 @@ type TLS struct {
 // Defaults.
 const (
 	DefaultReconnectMin = 250 * time.Millisecond
-	DefaultReconnectMax = 30 * time.Second
+	DefaultReconnectMax = time.Second
 	DefaultPingInterval = 20 * time.Second
 	DefaultMaxPingsOut  = 3
 )

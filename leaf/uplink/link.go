@@ -118,6 +118,9 @@ type link struct {
 	done    chan struct{}
 	once    sync.Once
 
+	drained     chan struct{} // closed when a backlog over the stall mark is written; guarded by outMu
+	lastDropLog atomic.Int64
+
 	up       atomic.Bool // mirrors ready for the publish path
 	lameDuck atomic.Bool
 	pingsOut atomic.Int32
@@ -340,6 +343,10 @@ func (l *link) close() {
 		l.up.Store(false)
 		l.outMu.Lock()
 		l.closed = true
+		if l.drained != nil {
+			close(l.drained)
+			l.drained = nil
+		}
 		l.outMu.Unlock()
 		close(l.done)
 		l.conn.Close()
@@ -397,6 +404,10 @@ func (l *link) writeLoop() {
 		if l.spare == nil {
 			l.spare = chunks
 		}
+		if l.drained != nil && l.out.Len() <= maxPending/4*3 {
+			close(l.drained)
+			l.drained = nil
+		}
 		l.outMu.Unlock()
 	}
 }
@@ -451,22 +462,27 @@ func (l *link) noteDenied(what, subj string) {
 	l.u.log.Warn("not permitted on the uplink, kept local", "op", what, "subject", subj)
 }
 
-// forward sends a local publish to the hub (reference B.10).
-func (l *link) forward(subj, reply, hdr, payload []byte, localGroups []string) bool {
+// forward sends a local publish to the hub (reference B.10). Over three
+// quarters of maxPending queued, it returns a channel closed once the
+// writer drained the queue, on which the local publisher is slowed (at
+// most a few milliseconds per read); at maxPending, messages are dropped,
+// counted and logged: core NATS is at most once, and a stalled hub must
+// not eat the device's memory.
+func (l *link) forward(subj, reply, hdr, payload []byte, localGroups []string) (bool, chan struct{}) {
 	if !l.up.Load() {
-		return false
+		return false, nil
 	}
 	res := l.remote.MatchBytes(subj)
 	if res.Empty() {
-		return false
+		return false, nil
 	}
 	if !l.send.allows(subj) {
 		l.noteDenied("publish", string(subj))
-		return false
+		return false, nil
 	}
 	if len(hdr)+len(payload) > l.maxPayload {
 		l.noteDenied("publish over the hub's max_payload", string(subj))
-		return false
+		return false, nil
 	}
 	var queues [][]byte
 	for _, g := range res.Groups {
@@ -475,16 +491,21 @@ func (l *link) forward(subj, reply, hdr, payload []byte, localGroups []string) b
 		}
 	}
 	if len(res.Plain) == 0 && len(queues) == 0 {
-		return false
+		return false, nil
 	}
 	size := len(subj) + len(reply) + len(hdr) + len(payload) + 40
 	for _, q := range queues {
 		size += len(q) + 1
 	}
 	l.outMu.Lock()
-	if l.closed || l.out.Len() > maxPending {
+	if l.closed {
 		l.outMu.Unlock()
-		return false
+		return false, nil
+	}
+	if l.out.Len() > maxPending {
+		l.outMu.Unlock()
+		l.noteDropped()
+		return false, nil
 	}
 	b := l.out.Tail(size)
 	if len(hdr) > 0 {
@@ -493,11 +514,30 @@ func (l *link) forward(subj, reply, hdr, payload []byte, localGroups []string) b
 		b = natsproto.AppendLMsg(b, subj, reply, queues, payload)
 	}
 	l.out.Commit(b)
+	var drained chan struct{}
+	if l.out.Len() > maxPending/4*3 {
+		if l.drained == nil {
+			l.drained = make(chan struct{})
+		}
+		drained = l.drained
+	}
 	l.outMu.Unlock()
 	l.signalFlush()
 	l.u.stats.msgsOut.Add(1)
-	return true
+	return true, drained
 }
+
+// noteDropped counts a message dropped for a full link queue and says so,
+// at most every few seconds.
+func (l *link) noteDropped() {
+	n := l.u.stats.dropped.Add(1)
+	now := time.Now().UnixNano()
+	if last := l.lastDropLog.Load(); now-last > int64(dropLogEvery) && l.lastDropLog.CompareAndSwap(last, now) {
+		l.u.log.Warn("uplink queue full, dropping messages for the hub", "dropped_total", n, "queued_bytes", maxPending)
+	}
+}
+
+const dropLogEvery = 5 * time.Second
 
 func contains(list []string, s string) bool {
 	for _, x := range list {

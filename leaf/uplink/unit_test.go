@@ -36,8 +36,8 @@ func TestBackoffGrowsToTheCeiling(t *testing.T) {
 		floor := min(100*time.Millisecond<<n, 2*time.Second)
 		for range 50 {
 			d := u.backoff(n)
-			if d < floor || d > floor+floor/2 {
-				t.Fatalf("backoff(%d) = %v, want within [%v, %v]", n, d, floor, floor+floor/2)
+			if d < floor/2 || d > floor {
+				t.Fatalf("backoff(%d) = %v, want within [%v, %v]", n, d, floor/2, floor)
 			}
 		}
 		if floor < prevFloor {

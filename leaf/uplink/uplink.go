@@ -117,8 +117,10 @@ func (u *Uplink) Run(ctx context.Context) error {
 }
 
 // backoff is the wait before attempt n+1: doubling from ReconnectMin up to
-// ReconnectMax, with up to half of it added at random so that a fleet
-// whose hub restarted does not come back in lockstep.
+// ReconnectMax, then taken at random in its upper half so that a fleet
+// whose hub restarted does not come back in lockstep. It never exceeds
+// ReconnectMax, which therefore bounds how long a restored link stays
+// unused.
 func (u *Uplink) backoff(n int) time.Duration {
 	d := u.cfg.ReconnectMin.Std()
 	for range min(n, 30) {
@@ -128,7 +130,7 @@ func (u *Uplink) backoff(n int) time.Duration {
 			break
 		}
 	}
-	return d + rand.N(d/2+1)
+	return d/2 + rand.N(d/2+1)
 }
 
 // target is one hub address to try, with the configured URL it came from
@@ -238,10 +240,10 @@ func (u *Uplink) Interest(subj, queue string, count int) {
 
 // Forward implements natsd.Uplink: send a local publish to the hub where
 // the hub has interest and the device may publish.
-func (u *Uplink) Forward(subj, reply, hdr, payload []byte, localGroups []string) bool {
+func (u *Uplink) Forward(subj, reply, hdr, payload []byte, localGroups []string) (bool, chan struct{}) {
 	l := u.cur.Load()
 	if l == nil {
-		return false
+		return false, nil
 	}
 	return l.forward(subj, reply, hdr, payload, localGroups)
 }
@@ -254,6 +256,7 @@ type Stats struct {
 	Reconnects uint64    // links established after the first
 	MsgsIn     uint64    // messages from the hub delivered locally
 	MsgsOut    uint64    // messages sent to the hub
+	Dropped    uint64    // messages for the hub dropped because the link's queue was full
 	BytesIn    uint64
 	BytesOut   uint64
 	LastError  string // why the last attempt or link failed
@@ -264,13 +267,14 @@ type counters struct {
 	url                                atomic.Value // string
 	connects, reconnects               atomic.Uint64
 	msgsIn, msgsOut, bytesIn, bytesOut atomic.Uint64
+	dropped                            atomic.Uint64
 }
 
 // Stats returns the link's current state.
 func (u *Uplink) Stats() Stats {
 	s := Stats{
 		Reconnects: u.stats.reconnects.Load(),
-		MsgsIn:     u.stats.msgsIn.Load(), MsgsOut: u.stats.msgsOut.Load(),
+		MsgsIn:     u.stats.msgsIn.Load(), MsgsOut: u.stats.msgsOut.Load(), Dropped: u.stats.dropped.Load(),
 		BytesIn: u.stats.bytesIn.Load(), BytesOut: u.stats.bytesOut.Load(),
 	}
 	if at := u.stats.connectedAt.Load(); at != 0 && u.cur.Load() != nil {

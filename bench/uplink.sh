@@ -115,7 +115,7 @@ for s in $wanted; do
 			continue
 		fi
 		label[leaf]="canopy-leaf"
-		version[leaf]="canopy-leaf built from commit $(leaf_commit), uplink with its defaults (reconnect_min 250ms, doubling up to 30s, up to +50% jitter)"
+		version[leaf]="canopy-leaf built from commit $(leaf_commit), uplink with its defaults (reconnect_min 250ms, doubling up to reconnect_max 1s, each wait drawn from the upper half of its range)"
 		;;
 	nats)
 		label[nats]="nats-server $nats_version leaf"

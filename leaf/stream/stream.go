@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -39,6 +40,7 @@ type Link interface {
 
 // Manager runs the leaf's streams.
 type Manager struct {
+	filters subject.Index[*Stream] // every stream's subject filters
 	device  string
 	log     *slog.Logger
 	in      *natsd.Internal
@@ -122,6 +124,11 @@ func New(cfgs []Config, device string, st *store.Store, srv *natsd.Server, link 
 			inbox:    "_INBOX.canopy." + randomToken() + "." + c.Name,
 		}
 		m.streams = append(m.streams, s)
+		for _, f := range c.Subjects {
+			if err := m.filters.Insert(&subject.Sub[*Stream]{Client: s, Subject: f}); err != nil {
+				return nil, fmt.Errorf("stream %s: subject %q: %w", c.Name, f, err)
+			}
+		}
 	}
 	srv.SetIngest(m)
 	return m, nil
@@ -165,29 +172,24 @@ func (m *Manager) Run(ctx context.Context) error {
 // queued for its append (blocking the publisher while the queue is full:
 // durability comes before speed). It reports whether a stream took it.
 func (m *Manager) Ingest(subj, reply, hdr, payload []byte) bool {
-	taken := false
-	for _, s := range m.streams {
-		if !s.matches(subj) {
-			continue
+	// Offered every local publish: the filter index answers from its cache
+	// without allocating.
+	res := m.filters.MatchBytes(subj)
+	var buf [4]*Stream
+	taken := buf[:0]
+	for _, f := range res.Plain {
+		s := f.Client
+		if slices.Contains(taken, s) {
+			continue // two filters of one stream match
 		}
+		taken = append(taken, s)
 		in := ingested{rec: encode(subj, hdr, payload)}
 		if len(reply) > 0 {
 			in.reply = append([]byte(nil), reply...)
 		}
 		s.queue <- in
-		taken = true
 	}
-	return taken
-}
-
-func (s *Stream) matches(subj []byte) bool {
-	str := string(subj)
-	for _, f := range s.cfg.Subjects {
-		if subject.Match(f, str) {
-			return true
-		}
-	}
-	return false
+	return len(taken) > 0
 }
 
 // appendLoop appends what was ingested, many messages per transaction, and

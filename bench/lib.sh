@@ -82,6 +82,22 @@ extremes() {
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a > 0 && b > 0) printf "%.2f", a / b; else printf "–" }'; }
 
 # machine: one line naming the CPUs, kernel and Go version, for reports.
+# ratio_cells prints the ratio columns of a table row, from the caller's
+# med (contender → median) and ratios ("a|b" pairs) arrays.
+# shellcheck disable=SC2154 # med and ratios belong to the caller
+ratio_cells() {
+	local p a b out=""
+	for p in "${ratios[@]}"; do
+		IFS='|' read -r a b <<<"$p"
+		if [ -n "${med[$a]:-}" ] && [ -n "${med[$b]:-}" ]; then
+			out+=" $(ratio "${med[$a]}" "${med[$b]}") |"
+		else
+			out+=" – |"
+		fi
+	done
+	printf '%s' "$out"
+}
+
 machine() {
 	local cpu
 	cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null || true)

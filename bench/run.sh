@@ -308,14 +308,7 @@ command_line="bench/run.sh"
 			sp=$(spread "${vals[@]}")
 			line+=" $(number "$unit" "${med[$s]}")${sp:+ ($sp)} |"
 		done
-		for p in "${ratios[@]}"; do
-			IFS='|' read -r a b <<<"$p"
-			if [ -n "${med[$a]:-}" ] && [ -n "${med[$b]:-}" ]; then
-				line+=" $(ratio "${med[$a]}" "${med[$b]}") |"
-			else
-				line+=" – |"
-			fi
-		done
+		line+=$(ratio_cells)
 		unset med
 		echo "$line"
 	done

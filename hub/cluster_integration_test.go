@@ -65,6 +65,22 @@ func clientURLs(nodes []*node) string {
 	return strings.Join(urls, ",")
 }
 
+// createStream creates a stream once the cluster's JetStream can take it
+// (a meta leader is elected, enough peers are known).
+func createStream(t *testing.T, js jetstream.JetStream, cfg jetstream.StreamConfig) jetstream.Stream {
+	t.Helper()
+	waitJetStream(t, js)
+	var stream jetstream.Stream
+	wait.For(t, 30*time.Second, func() error {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		var err error
+		stream, err = js.CreateStream(ctx, cfg)
+		return err
+	})
+	return stream
+}
+
 // waitJetStream waits until the JetStream meta group has a leader, which
 // clustered JetStream needs before it accepts a stream.
 func waitJetStream(t *testing.T, js jetstream.JetStream) {
@@ -90,15 +106,8 @@ func TestIntegrationClusterR3SurvivesLeaderLoss(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitJetStream(t, js)
 	ctx := context.Background()
-	var stream jetstream.Stream
-	wait.For(t, 30*time.Second, func() error {
-		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		defer cancel()
-		stream, err = js.CreateStream(cctx, jetstream.StreamConfig{Name: "ORDERS", Subjects: []string{"orders.>"}, Replicas: 3})
-		return err
-	})
+	stream := createStream(t, js, jetstream.StreamConfig{Name: "ORDERS", Subjects: []string{"orders.>"}, Replicas: 3})
 
 	// Publish with a message ID and retry until acknowledged: the ID makes
 	// a retry of a publish whose ack was lost land once.

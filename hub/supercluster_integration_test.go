@@ -75,17 +75,10 @@ func TestIntegrationSuperclusterOverGateways(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	waitJetStream(t, js)
 	ctx := context.Background()
-	var stream jetstream.Stream
-	wait.For(t, 30*time.Second, func() error {
-		cctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		defer cancel()
-		stream, err = js.CreateStream(cctx, jetstream.StreamConfig{
-			Name: "AUDIT", Subjects: []string{"audit.>"}, Replicas: 3,
-			Placement: &jetstream.Placement{Cluster: "east"},
-		})
-		return err
+	stream := createStream(t, js, jetstream.StreamConfig{
+		Name: "AUDIT", Subjects: []string{"audit.>"}, Replicas: 3,
+		Placement: &jetstream.Placement{Cluster: "east"},
 	})
 	info, err := stream.Info(ctx)
 	if err != nil {

@@ -1,15 +1,16 @@
 # shellcheck shell=bash
-# Helpers shared by run.sh and uplink.sh, which source this file: logging,
-# building, stopping a server, reading natsbench's result lines and the
-# statistics of the report. It defines functions only.
+# Helpers shared by run.sh, uplink.sh and mqtt.sh, which source this
+# file: logging, building, stopping a server, reading the load generators'
+# result lines and the statistics of the report. It defines functions only.
 
 log() { printf '%s\n' "$*" >&2; }
 
-# number UNIT VALUE: thousands separators, and 1 decimal for µs and ms.
+# number UNIT VALUE: thousands separators, and 1 decimal for µs, ms and
+# KiB/conn.
 number() {
 	awk -v u="$1" -v x="$2" 'BEGIN {
 		frac = ""
-		if (u == "µs" || u == "ms") { s = sprintf("%.1f", x); frac = substr(s, length(s) - 1); s = substr(s, 1, length(s) - 2) }
+		if (u == "µs" || u == "ms" || u == "KiB/conn") { s = sprintf("%.1f", x); frac = substr(s, length(s) - 1); s = substr(s, 1, length(s) - 2) }
 		else s = sprintf("%.0f", x)
 		out = ""
 		while (length(s) > 3) { out = "," substr(s, length(s) - 2) out; s = substr(s, 1, length(s) - 3) }
@@ -48,7 +49,14 @@ stop_pid() {
 	wait "$pid" 2>/dev/null || true
 }
 
-# field KEY LINE prints the value of KEY=value in a natsbench result line.
+# rss_kib PID prints the resident memory of a process in KiB (VmRSS in
+# /proc/PID/status), or fails if the process is gone.
+rss_kib() {
+	awk '/^VmRSS:/ { print $2; found = 1 } END { exit !found }' "/proc/$1/status" 2>/dev/null
+}
+
+# field KEY LINE prints the value of KEY=value in a natsbench or mqttbench
+# result line.
 field() {
 	local kv
 	for kv in $2; do

@@ -144,7 +144,7 @@ done
 start_server() {
 	local s=$1 port=$2 data=$3
 	case $s in
-	leaf) "$bin/canopy-leaf" run --nats-listen "127.0.0.1:$port" --data-dir "$data" >"$server_log" 2>&1 & ;;
+	leaf) "$bin/canopy-leaf" run --nats-listen "127.0.0.1:$port" --mqtt-enabled=false --data-dir "$data" >"$server_log" 2>&1 & ;;
 	nats) "$bin/natsserver" -host 127.0.0.1 -port "$port" >"$server_log" 2>&1 & ;;
 	debian) "$debian_bin" -a 127.0.0.1 -p "$port" >"$server_log" 2>&1 & ;;
 	esac

@@ -157,7 +157,7 @@ start_leaf() {
 			printf 'uplink:\n  reconnect_min: %s\n  reconnect_max: %s\n' "$reconnect" "$reconnect" >>"$conf"
 		fi
 		start leaf_pid "$log_file" "$bin/canopy-leaf" run --config "$conf" \
-			--nats-listen "127.0.0.1:$port" --data-dir "$data" --uplink-urls "$url"
+			--nats-listen "127.0.0.1:$port" --mqtt-enabled=false --data-dir "$data" --uplink-urls "$url"
 		;;
 	nats | natsoff)
 		local args=(-host 127.0.0.1 -port "$port" -leaf-remote "$url")

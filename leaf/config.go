@@ -10,6 +10,7 @@ import (
 	"github.com/canopy-iot/canopy/leaf/natsd"
 	"github.com/canopy-iot/canopy/leaf/stream"
 	"github.com/canopy-iot/canopy/leaf/uplink"
+	"github.com/canopy-iot/canopy/mqtt"
 )
 
 // Config is canopy-leaf's configuration, read from leaf.yaml. Every field
@@ -27,6 +28,9 @@ type Config struct {
 	LogLevel string `yaml:"log_level"`
 	// NATS is the local NATS server for applications on the device.
 	NATS natsd.Config `yaml:"nats"`
+	// MQTT is the broker for sensors, bridged into the NATS subjects.
+	// Default: on, at 127.0.0.1:1883.
+	MQTT mqtt.Config `yaml:"mqtt"`
 	// Uplink is the leafnode link to the hub. Default: none (the leaf
 	// serves local clients only).
 	Uplink uplink.Config `yaml:"uplink"`
@@ -56,6 +60,7 @@ func (c Config) WithDefaults() Config {
 		c.LogLevel = "info"
 	}
 	c.NATS = c.NATS.WithDefaults()
+	c.MQTT = c.MQTT.WithDefaults()
 	c.Uplink = c.Uplink.WithDefaults(c.ServerName)
 	streams := make([]stream.Config, len(c.Streams))
 	for i, s := range c.Streams {
@@ -78,6 +83,7 @@ func (c Config) Validate() error {
 		errs.Addf("data_dir", "must not be empty")
 	}
 	errs.Add(config.Nest("nats", c.NATS.Validate()))
+	errs.Add(config.Nest("mqtt", c.MQTT.Validate()))
 	errs.Add(config.Nest("uplink", c.Uplink.Validate()))
 	errs.Add(config.Nest("streams", stream.Validate(c.Streams)))
 	return errs.Err()

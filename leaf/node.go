@@ -11,21 +11,25 @@ import (
 	"github.com/canopy-iot/canopy/leaf/natsd"
 	"github.com/canopy-iot/canopy/leaf/stream"
 	"github.com/canopy-iot/canopy/leaf/uplink"
+	"github.com/canopy-iot/canopy/mqtt"
 	"github.com/canopy-iot/canopy/store"
 )
 
 // Node is one running canopy-leaf.
 type Node struct {
-	cfg     Config
-	log     *slog.Logger
-	nats    *natsd.Server
-	uplink  *uplink.Uplink // nil without a hub
-	store   *store.Store   // nil without streams
-	streams *stream.Manager
-	ready   chan struct{}
+	cfg      Config
+	log      *slog.Logger
+	nats     *natsd.Server
+	uplink   *uplink.Uplink // nil without a hub
+	mqtt     *mqtt.Broker   // nil when MQTT is off
+	store    *store.Store   // nil without streams or MQTT
+	streams  *stream.Manager
+	sessions *store.Table // the MQTT broker's
+	ready    chan struct{}
 }
 
-// storeFile is the streams' store, in the data directory.
+// storeFile is the store of the streams and of MQTT's retained messages
+// and sessions, in the data directory.
 const storeFile = "streams.db"
 
 // noLink is the hub link of a leaf without one: never up.
@@ -56,6 +60,16 @@ func New(cfg Config, log *slog.Logger) (*Node, error) {
 		}
 		ns.SetUplink(n.uplink)
 	}
+	if cfg.MQTT.On() {
+		opts := mqtt.Options{
+			NATS:     natsBridge{ns.NewBridge("mqtt")},
+			Streams:  nodeStreams{n},
+			Sessions: nodeSessions{n},
+		}
+		if n.mqtt, err = mqtt.New(cfg.MQTT, opts, log); err != nil {
+			return nil, err
+		}
+	}
 	return n, nil
 }
 
@@ -68,31 +82,47 @@ func (n *Node) Ready() <-chan struct{} { return n.ready }
 // NATSURL is where local NATS clients connect (valid once Ready).
 func (n *Node) NATSURL() string { return n.nats.ClientURL() }
 
+// MQTT is the MQTT broker (its addresses are valid once Ready), nil when
+// MQTT is off.
+func (n *Node) MQTT() *mqtt.Broker { return n.mqtt }
+
 // Run serves until ctx ends, then stops every part, letting each finish
 // what it has pending. It returns the first part's failure.
 func (n *Node) Run(ctx context.Context) error {
 	if err := os.MkdirAll(n.cfg.DataDir, 0o750); err != nil {
 		return fmt.Errorf("create data dir %s: %w", n.cfg.DataDir, err)
 	}
-	if len(n.cfg.Streams) > 0 {
+	if len(n.cfg.Streams) > 0 || n.mqtt != nil {
 		st, err := store.Open(filepath.Join(n.cfg.DataDir, storeFile), store.Options{Logger: n.log.With("component", "store")})
 		if err != nil {
 			return err
 		}
 		defer st.Close()
+		n.store = st
+	}
+	if len(n.cfg.Streams) > 0 {
 		var link stream.Link = noLink{}
 		if n.uplink != nil {
 			link = n.uplink
 		}
-		if n.streams, err = stream.New(n.cfg.Streams, n.cfg.ServerName, st, n.nats, link, n.log); err != nil {
+		var err error
+		if n.streams, err = stream.New(n.cfg.Streams, n.cfg.ServerName, n.store, n.nats, link, n.log); err != nil {
 			return err
 		}
-		n.store = st
 	}
-	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
+	if n.mqtt != nil {
+		var err error
+		if n.sessions, err = n.store.Table(sessionsTable); err != nil {
+			return err
+		}
+	}
+	// The parts run under their own context, so that the broker can stop
+	// first: what it has accepted reaches NATS and the streams before they
+	// stop.
+	parts, stopParts := context.WithCancel(context.Background())
+	defer stopParts()
 	done := make(chan error, 1)
-	go func() { done <- n.nats.Run(ctx) }()
+	go func() { done <- n.nats.Run(parts) }()
 	select {
 	case <-n.nats.Ready():
 	case err := <-done:
@@ -100,7 +130,7 @@ func (n *Node) Run(ctx context.Context) error {
 	}
 	streamsDone := make(chan error, 1)
 	if n.streams != nil {
-		go func() { streamsDone <- n.streams.Run(ctx) }()
+		go func() { streamsDone <- n.streams.Run(parts) }()
 	} else {
 		streamsDone <- nil
 	}
@@ -108,17 +138,51 @@ func (n *Node) Run(ctx context.Context) error {
 	if n.uplink != nil {
 		// Local clients are served whether or not the hub is reachable:
 		// the leaf is ready once its own listener is.
-		go func() { uplinkDone <- n.uplink.Run(ctx) }()
+		go func() { uplinkDone <- n.uplink.Run(parts) }()
 	} else {
 		uplinkDone <- nil
 	}
-	n.log.Info("leaf ready", "server_name", n.cfg.ServerName, "nats", n.NATSURL(), "data_dir", n.cfg.DataDir, "uplink", n.cfg.Uplink.URLs)
+	stopAll := func(err error) error {
+		stopParts()
+		if e := <-done; err == nil {
+			err = e
+		}
+		<-uplinkDone
+		<-streamsDone
+		return err
+	}
+	mqttCtx, stopMQTT := context.WithCancel(context.Background())
+	defer stopMQTT()
+	mqttDone := make(chan error, 1)
+	if n.mqtt != nil {
+		go func() { mqttDone <- n.mqtt.Run(mqttCtx) }()
+		select {
+		case <-n.mqtt.Ready():
+		case err := <-mqttDone:
+			return stopAll(err)
+		}
+	}
+	attrs := []any{"server_name", n.cfg.ServerName, "nats", n.NATSURL(), "data_dir", n.cfg.DataDir, "uplink", n.cfg.Uplink.URLs}
+	if n.mqtt != nil {
+		attrs = append(attrs, "mqtt", n.mqtt.Addr())
+	}
+	n.log.Info("leaf ready", attrs...)
 	close(n.ready)
-	err := <-done
-	cancel()
-	<-uplinkDone
-	<-streamsDone
-	return err
+	var err error
+	select {
+	case <-ctx.Done():
+	case err = <-done:
+		done <- err // for stopAll
+		err = nil
+	case err = <-mqttDone:
+		mqttDone <- err
+		err = nil
+	}
+	if n.mqtt != nil {
+		stopMQTT()
+		err = <-mqttDone
+	}
+	return stopAll(err)
 }
 
 // Reload takes a changed configuration. The log level is applied by the

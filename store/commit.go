@@ -13,14 +13,14 @@ import (
 
 // All writes go through one goroutine, the committer. It takes whatever
 // requests are queued (appends, acks, consumer changes, deletions from
-// every log), applies them in one bbolt transaction, commits it with one
-// fsync, publishes the new state of each log it touched and only then
-// answers every request. That is group commit: N concurrent appenders cost
-// one fsync instead of N. Requests that arrive while a commit is running
-// queue up and form the next batch; in addition, after a batch of several
-// requests the committer waits up to CommitMaxWait for as many to gather
-// again before committing, so that appenders released together commit
-// together. A lone appender never waits.
+// every log, table writes), applies them in one bbolt transaction, commits
+// it with one fsync, publishes the new state of each log it touched and
+// only then answers every request. That is group commit: N concurrent
+// appenders cost one fsync instead of N. Requests that arrive while a
+// commit is running queue up and form the next batch; in addition, after a
+// batch of several requests the committer waits up to CommitMaxWait for as
+// many to gather again before committing, so that appenders released
+// together commit together. A lone appender never waits.
 
 // Bounds of one transaction, so that memory stays small on a device.
 const (
@@ -43,18 +43,23 @@ const (
 	opRemoveConsumer
 	opTrim
 	opReclaim
+	opTableInit
+	opTablePut
+	opTableDelete
+	opTableDeletePrefix
 )
 
 type request struct {
-	kind opKind
-	log  *Log
-	data [][]byte
-	one  [1][]byte // backs data for a single Append
-	name string    // consumer
-	full bool      // opTrim: also age and limits, not only acknowledged records
-	seq  uint64    // opAck: position; result: first appended sequence, or 1 if a trim left work
-	err  error
-	done chan struct{} // receives once the request is answered
+	kind  opKind
+	log   *Log
+	table *Table
+	data  [][]byte
+	one   [1][]byte // backs data for a single Append or a table value
+	name  string    // consumer; table key or prefix
+	full  bool      // opTrim: also age and limits, not only acknowledged records
+	seq   uint64    // opAck: position; result: first appended sequence, or 1 if a trim left work
+	err   error
+	done  chan struct{} // receives once the request is answered
 }
 
 var requestPool = sync.Pool{New: func() any { return &request{done: make(chan struct{}, 1)} }}
@@ -186,6 +191,9 @@ func (s *Store) commit(batch []*request) {
 	t := &txn{s: s, now: s.opts.Now().UnixNano(), works: make(map[*Log]*work)}
 	need := 0
 	for _, r := range batch {
+		if r.kind != opAppend {
+			continue
+		}
 		for _, d := range r.data {
 			need += layout.KeyLen + layout.RecordOverhead + len(d)
 		}
@@ -218,6 +226,18 @@ func (s *Store) commit(batch []*request) {
 			}
 		case opReclaim:
 			reclaim = append(reclaim, r)
+		case opTableInit:
+			r.err = t.tableInit(r.table)
+		case opTablePut:
+			var value []byte
+			if len(r.data) > 0 {
+				value = r.data[0]
+			}
+			r.err = t.tablePut(r.table, r.name, value)
+		case opTableDelete:
+			r.err = t.tableDelete(r.table, r.name)
+		case opTableDeletePrefix:
+			r.err = t.tableDeletePrefix(r.table, r.name)
 		}
 		if t.abort != nil {
 			break
@@ -231,9 +251,10 @@ func (s *Store) commit(batch []*request) {
 		s.failAll(batch, t.abort)
 		return
 	}
-	if len(t.order) == 0 {
-		// Nothing was written (a batch of reclaims, or of no-op acks):
-		// spare the disk an empty commit and its fsync.
+	if len(t.order) == 0 && t.tableWrites == 0 {
+		// Nothing was written (a batch of reclaims, of no-op acks, of
+		// deletions of missing keys): spare the disk an empty commit and
+		// its fsync.
 		_ = tx.Rollback()
 		return
 	}
@@ -342,13 +363,14 @@ func trimPending(st *logState, lim Limits, full bool, now int64) bool {
 
 // txn is one write transaction of the committer.
 type txn struct {
-	s        *Store
-	tx       *bbolt.Tx
-	now      int64 // Unix ns, one reading for the whole transaction
-	works    map[*Log]*work
-	order    []*work
-	arena    []byte // keys and values put in this transaction; bbolt keeps references until commit
-	appended uint64
+	s           *Store
+	tx          *bbolt.Tx
+	now         int64 // Unix ns, one reading for the whole transaction
+	works       map[*Log]*work
+	order       []*work
+	arena       []byte // keys and values put in this transaction; bbolt keeps references until commit
+	appended    uint64
+	tableWrites int // table writes that changed the file
 	// abort is set by a storage error; the whole transaction is rolled
 	// back and every request in it fails with this error. Errors that
 	// concern one request only (ErrFull, ErrAckRange, ...) are returned

@@ -13,7 +13,10 @@ import (
 	"time"
 )
 
-func init() { helpers["fsize"] = helperFileSizeLimit }
+func init() {
+	helpers["fsize"] = helperFileSizeLimit
+	helpers["tablefsize"] = helperTableFileSizeLimit
+}
 
 // mountTmpfs mounts a tmpfs of size bytes on a temporary directory, or
 // skips the test when that is not permitted (it needs root, or
@@ -198,5 +201,95 @@ func TestFileSizeLimit(t *testing.T) {
 	}
 	if len(got) != len(appended) {
 		t.Errorf("%d records after reopen, %d appended", len(got), len(appended))
+	}
+}
+
+// helperTableFileSizeLimit is helperFileSizeLimit for a table: it puts
+// new keys under a 1MiB RLIMIT_FSIZE until a Put fails, printing "p <i>"
+// for each Put that returned, then the error, then how many keys it can
+// still read.
+func helperTableFileSizeLimit(path, _ string) int {
+	signal.Ignore(syscall.SIGXFSZ)
+	if err := syscall.Setrlimit(syscall.RLIMIT_FSIZE, &syscall.Rlimit{Cur: 1 << 20, Max: 1 << 20}); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	s, err := Open(path, Options{})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	tb, err := s.Table("t")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	fmt.Println("ready")
+	for i := 0; ; i++ {
+		if err := tb.Put(fmt.Sprintf("k%06d", i), bytes.Repeat(payload("%06d", i), 50)); err != nil {
+			fmt.Printf("err %t %v\n", errors.Is(err, ErrDiskFull), err)
+			break
+		}
+		fmt.Printf("p %d\n", i)
+	}
+	n := 0
+	if err := tb.Range("", func(string, []byte) error { n++; return nil }); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	fmt.Printf("read %d\n", n)
+	if err := s.Close(); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	return 0
+}
+
+// TestTableFileSizeLimit: a Put that does not fit fails with ErrDiskFull,
+// and every Put that returned before it is still there after a reopen.
+func TestTableFileSizeLimit(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "store.db")
+	cmd, _, out := startHelper(t, "tablefsize", path, "")
+	all, err := io.ReadAll(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("helper: %v\n%s", err, all)
+	}
+	var (
+		put  int
+		full bool
+		read = -1
+	)
+	for line := range bytes.Lines(all) {
+		switch {
+		case bytes.HasPrefix(line, []byte("p ")):
+			put++
+		case bytes.HasPrefix(line, []byte("err ")):
+			t.Logf("put %d: %s", put+1, line[4:])
+			full = bytes.HasPrefix(line, []byte("err true table t: put \"k"))
+		case bytes.HasPrefix(line, []byte("read ")):
+			if _, err := fmt.Sscanf(string(line), "read %d", &read); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	if !full {
+		t.Fatal("the put over the file size limit did not fail with ErrDiskFull naming the table and key")
+	}
+	if read != put || put == 0 {
+		t.Errorf("%d puts returned, %d keys readable after the failure", put, read)
+	}
+	s := openStore(t, path, quiet(Options{}))
+	tb := openTable(t, s, "t")
+	for i := range put {
+		v, ok, err := tb.Get(fmt.Sprintf("k%06d", i))
+		if want := bytes.Repeat(payload("%06d", i), 50); !ok || err != nil || !bytes.Equal(v, want) {
+			t.Fatalf("key %d after reopen = %.20q, %t, %v", i, v, ok, err)
+		}
+	}
+	if n := len(tableContents(t, tb, "")); n != put {
+		t.Errorf("%d keys after reopen, %d put", n, put)
 	}
 }

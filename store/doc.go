@@ -25,12 +25,18 @@
 // transaction that calls for them (an append, an ack), bounded in size;
 // what is left is deleted in the background, or at once by Log.Compact.
 //
+// Besides logs, a Store holds named tables: durable key/value maps for
+// small state that is rewritten in place rather than appended (the leaf's
+// MQTT sessions and retained messages). Table writes go through the same
+// group commit as appends, so a Put shares its fsync with whatever else is
+// being written, and a reclaim copies tables along with logs.
+//
 // Durability rests on bbolt's commit protocol: pages are written and
 // fsync'd before the meta page that points at them, so a crash or power
 // cut at any moment leaves the last committed transaction. A full disk
-// fails the append with ErrDiskFull and leaves the file readable. bbolt
-// never shrinks its file, so the store rewrites it in the background when
-// most of it is free (see Options.ReclaimMinFree).
+// fails the append (or table write) with ErrDiskFull and leaves the file
+// readable. bbolt never shrinks its file, so the store rewrites it in the
+// background when most of it is free (see Options.ReclaimMinFree).
 //
 // It owns the bbolt file and is the only package in the repository that
 // imports go.etcd.io/bbolt; its on-disk encoding lives in store/internal/

@@ -78,7 +78,33 @@ func verifyFile(path string) error {
 			}
 			return nil
 		})
-		return errors.Join(append(errs, err)...)
+		errs = append(errs, err)
+		if tables := tx.Bucket(bucketTables); tables != nil {
+			errs = append(errs, verifyTables(tables))
+		}
+		return errors.Join(errs...)
+	})
+}
+
+// verifyTables checks that the tables bucket holds only tables, and those
+// only keys and values within the bounds Put enforces.
+func verifyTables(tables *bbolt.Bucket) error {
+	return tables.ForEach(func(name, _ []byte) error {
+		tb := tables.Bucket(name)
+		if tb == nil {
+			return fmt.Errorf("tables: %q is a value, not a table", name)
+		}
+		return tb.ForEach(func(k, v []byte) error {
+			switch {
+			case v == nil:
+				return fmt.Errorf("table %s: %q is a bucket", name, k)
+			case len(k) == 0 || len(k) > MaxKeyLen:
+				return fmt.Errorf("table %s: key of %d bytes", name, len(k))
+			case len(v) > MaxValueLen:
+				return fmt.Errorf("table %s: %q holds %d bytes", name, k, len(v))
+			}
+			return nil
+		})
 	})
 }
 

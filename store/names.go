@@ -7,14 +7,19 @@ package store
 //	logs/<log>/state       → layout.State
 //	logs/<log>/msgs/<seq>  → layout record (append time, payload)
 //	logs/<log>/acks/<name> → last sequence acknowledged by consumer <name>
+//	tables/<table>/<key>   → value, as given to Table.Put
+//
+// The tables bucket is created with the first table, so files without
+// tables are unchanged.
 var (
-	bucketMeta  = []byte("meta")
-	keyFormat   = []byte("format")
-	bucketLogs  = []byte("logs")
-	keyState    = []byte("state")
-	bucketMsgs  = []byte("msgs")
-	bucketAcks  = []byte("acks")
-	reclaimTemp = ".reclaim" // suffix of the file a reclaim copies into
+	bucketMeta   = []byte("meta")
+	keyFormat    = []byte("format")
+	bucketLogs   = []byte("logs")
+	keyState     = []byte("state")
+	bucketMsgs   = []byte("msgs")
+	bucketAcks   = []byte("acks")
+	bucketTables = []byte("tables")
+	reclaimTemp  = ".reclaim" // suffix of the file a reclaim copies into
 )
 
 // Limit names, as they appear in errors, logs and configuration.
@@ -24,5 +29,5 @@ const (
 	nameMaxAge   = "max_age"
 )
 
-// maxNameLen bounds log and consumer names; they are bbolt keys.
+// maxNameLen bounds log, consumer and table names; they are bbolt keys.
 const maxNameLen = 255

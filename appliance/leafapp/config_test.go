@@ -35,6 +35,12 @@ var leafConfigCases = map[string][]string{
 		`bad_values.yaml:5: nats.max_payload: 134217728 bytes is over the 64MiB nats-server allows`,
 		`bad_values.yaml:6: nats.write_deadline: invalid duration "10" (use a unit, e.g. "30s" or "5m")`,
 	},
+	"bad_mqtt.yaml": {
+		`bad_mqtt.yaml:4: mqtt.anonymous: unknown policy "sometimes" (want loopback, always or never)`,
+		`bad_mqtt.yaml:5: mqtt.tls: a TLS listener needs cert_file and key_file`,
+		`bad_mqtt.yaml:9: mqtt.acl[0].publish[0]: filter "sensors/a b/#": level 2 contains a space: NATS subjects cannot carry whitespace`,
+		`bad_mqtt.yaml:10: mqtt.max_packet_size: must be between 64 bytes and 256MiB (MQTT's limit)`,
+	},
 	"missing_version.yaml": {
 		`missing_version.yaml: version: missing (the file must start with "version: 1")`,
 	},

@@ -10,6 +10,7 @@ import (
 
 	"github.com/canopy-iot/canopy/leaf"
 	"github.com/canopy-iot/canopy/leaf/natsd"
+	"github.com/canopy-iot/canopy/mqtt"
 )
 
 // DefaultLeafConfig is where canopy-leaf looks for its configuration when
@@ -27,6 +28,12 @@ var LeafSettings = []appliance.Setting{
 	{Path: "nats.write_deadline", Usage: "longest blocked write to a client before it is cut off (default 10s)"},
 	{Path: "nats.ping_interval", Usage: "how often idle clients are pinged (default 2m)"},
 	{Path: "nats.max_connections", Usage: "most concurrent clients (default 65536)"},
+	{Path: "mqtt.enabled", Usage: "run the MQTT broker (default true)"},
+	{Path: "mqtt.listen", Usage: "MQTT listen address host:port (default " + mqtt.DefaultListen + ")"},
+	{Path: "mqtt.tls.listen", Usage: "MQTT over TLS listen address host:port (default: none)"},
+	{Path: "mqtt.websocket.listen", Usage: "MQTT over WebSocket listen address host:port (default: none)"},
+	{Path: "mqtt.anonymous", Usage: "who may connect without a user name: loopback, always or never (default loopback)"},
+	{Path: "mqtt.users_file", Usage: "file of name:bcrypt-hash lines for MQTT logins"},
 	{Path: "uplink.urls", Usage: "hub leafnode URLs, e.g. tls://hub.example.com:7422", List: true},
 }
 

@@ -11,6 +11,13 @@
 //	natsserver -port 4222 -leafnodes-port 7422                    # hub
 //	natsserver -port 4223 -leaf-remote nats-leaf://127.0.0.1:7422 # leaf
 //
+// For mqtt.sh it also listens for MQTT clients (-mqtt-port). nats-server's
+// MQTT needs JetStream, which it uses for sessions and QoS 1 and 2
+// messages, and a server name: with -mqtt-port, JetStream is enabled with
+// its default limits, storing in -js-dir or else in a temporary directory
+// removed on exit, and the server is named "natsserver". Without
+// -mqtt-port, JetStream stays off unless -js-dir is given.
+//
 // It deliberately does not go through hub: the hub's defaults (JetStream,
 // leafnode and monitoring listeners) are not what the benchmarks compare.
 // Its only difference from nats-server's own main is that it reads no
@@ -25,9 +32,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net"
 	"net/url"
 	"os"
 	"os/signal"
+	"strconv"
 	"syscall"
 	"time"
 
@@ -63,6 +72,8 @@ func run(args []string, stdout, stderr io.Writer) error {
 	remote := fs.String("leaf-remote", "", "run as a leaf node of the hub at this leafnode URL (nats-leaf://host:port)")
 	reconnect := fs.Duration("leaf-reconnect", 0, "wait before reconnecting a leafnode remote (0: nats-server's default, 1s)")
 	compression := fs.String("leaf-compression", "", "compression of the leafnode remote: off, s2_auto, s2_fast, … (empty: nats-server's default, s2_auto)")
+	mqttPort := fs.Int("mqtt-port", 0, "MQTT listen port, on -host, without authentication; enables JetStream (0: none; -1: any free port)")
+	jsDir := fs.String("js-dir", "", "enable JetStream, storing in this directory (default with -mqtt-port: a temporary directory, removed on exit)")
 	logOn := fs.Bool("log", false, "log nats-server's notices and errors (slow consumers, for one) on stderr")
 	showVersion := fs.Bool("version", false, "print the nats-server version and exit")
 	if err := fs.Parse(args); err != nil {
@@ -108,6 +119,23 @@ func run(args []string, stdout, stderr io.Writer) error {
 			Compression: server.CompressionOpts{Mode: *compression},
 		}}
 	}
+	if *mqttPort != 0 {
+		opts.MQTT.Host = *host
+		opts.MQTT.Port = *mqttPort
+		opts.ServerName = "natsserver" // MQTT requires an explicit name
+		if *jsDir == "" {
+			dir, err := os.MkdirTemp("", "natsserver-js-")
+			if err != nil {
+				return fmt.Errorf("JetStream store: %w", err)
+			}
+			defer os.RemoveAll(dir)
+			*jsDir = dir
+		}
+	}
+	if *jsDir != "" {
+		opts.JetStream = true
+		opts.StoreDir = *jsDir
+	}
 	s, err := server.NewServer(opts)
 	if err != nil {
 		return fmt.Errorf("create server: %w", err)
@@ -127,6 +155,9 @@ func run(args []string, stdout, stderr io.Writer) error {
 		return fmt.Errorf("server not ready for connections within %v", readyTimeout)
 	}
 	fmt.Fprintf(stderr, "natsserver: nats-server %s listening on %s\n", server.VERSION, s.Addr())
+	if *mqttPort != 0 {
+		fmt.Fprintf(stderr, "natsserver: MQTT on %s, JetStream in %s\n", net.JoinHostPort(*host, strconv.Itoa(opts.MQTT.Port)), *jsDir)
+	}
 
 	<-sigs
 	return nil

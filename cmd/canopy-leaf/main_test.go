@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/nats-io/nats.go"
 
 	"github.com/canopy-iot/canopy/appliance"
@@ -74,7 +75,10 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-var leafReady = regexp.MustCompile(`msg="leaf ready".* nats=(nats://\S+)`)
+var (
+	leafReady     = regexp.MustCompile(`msg="leaf ready".* nats=(nats://\S+)`)
+	leafReadyMQTT = regexp.MustCompile(`msg="leaf ready".* nats=(nats://\S+).* mqtt=(\S+)`)
+)
 
 // TestIntegrationBinaryZeroConfig runs the built binary with no
 // configuration file (a kernel-picked port, so it can run beside other
@@ -82,7 +86,7 @@ var leafReady = regexp.MustCompile(`msg="leaf ready".* nats=(nats://\S+)`)
 func TestIntegrationBinaryZeroConfig(t *testing.T) {
 	bin := proctest.Build(t, ".", "")
 	dir := t.TempDir()
-	p := proctest.Start(t, bin, dir, leafReady, "--nats-listen", "127.0.0.1:0")
+	p := proctest.Start(t, bin, dir, leafReadyMQTT, "--nats-listen", "127.0.0.1:0", "--mqtt-listen", "127.0.0.1:0")
 	nc, err := nats.Connect(p.Ready[1])
 	if err != nil {
 		t.Fatal(err)
@@ -92,6 +96,18 @@ func TestIntegrationBinaryZeroConfig(t *testing.T) {
 	nc.Publish("sensors.kitchen.temp", []byte("21.5"))
 	if m, err := sub.NextMsg(5 * time.Second); err != nil || string(m.Data) != "21.5" {
 		t.Fatalf("round trip through canopy-leaf: %v %v", m, err)
+	}
+	// A sensor on MQTT reaches the NATS subscriber.
+	mc := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://" + p.Ready[2]).SetClientID("sensor"))
+	if tok := mc.Connect(); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatalf("MQTT connect: %v", tok.Error())
+	}
+	defer mc.Disconnect(0)
+	if tok := mc.Publish("sensors/kitchen/temp", 1, false, "22.0"); !tok.WaitTimeout(5*time.Second) || tok.Error() != nil {
+		t.Fatalf("MQTT publish: %v", tok.Error())
+	}
+	if m, err := sub.NextMsg(5 * time.Second); err != nil || string(m.Data) != "22.0" {
+		t.Fatalf("MQTT to NATS through canopy-leaf: %v %v", m, err)
 	}
 	if fi, err := os.Stat(filepath.Join(dir, "canopy-leaf-data")); err != nil || !fi.IsDir() {
 		t.Fatalf("zero config did not create ./canopy-leaf-data: %v", err)

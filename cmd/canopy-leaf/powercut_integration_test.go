@@ -74,6 +74,8 @@ server_name: pi-001
 data_dir: %s
 nats:
   listen: 127.0.0.1:0
+mqtt:
+  listen: 127.0.0.1:0
 uplink:
   urls: [nats-leaf://127.0.0.1:%d]
   nkey_seed_file: %s

@@ -48,6 +48,12 @@ type client struct {
 	headers      atomic.Bool
 	user         atomic.Pointer[auth.User]
 
+	// bridge marks the internal client of a protocol bridge (MQTT): one
+	// delivery per message however many of its plain subscriptions match,
+	// and its queue subscriptions compete for its own publishes. Set before
+	// the client subscribes, never changed.
+	bridge bool
+
 	subsMu     sync.Mutex // the reader changes subs; close and auto-unsubscribe run elsewhere
 	subs       map[string]*subject.Sub[*subscription]
 	subsClosed bool // set by close: no subscription may be added any more

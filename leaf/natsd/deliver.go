@@ -14,9 +14,14 @@ import (
 func (s *Server) deliver(from *client, subj, reply, hdr, payload []byte, groups []string) (bool, []string) {
 	res := s.subs.MatchBytes(subj)
 	delivered := false
+	var once bridgesServed
 	for _, sub := range res.Plain {
+		if once.skip(sub.Client.c) {
+			continue
+		}
 		if s.deliverTo(from, &from.batch, sub, subj, reply, hdr, payload) {
 			delivered = true
+			once.note(sub.Client.c)
 		}
 	}
 	for i := range res.Groups {
@@ -26,6 +31,34 @@ func (s *Server) deliver(from *client, subj, reply, hdr, payload []byte, groups 
 		}
 	}
 	return delivered, groups
+}
+
+// bridgesServed remembers the bridge clients that already got the message
+// being delivered: a bridge gets it once, whichever of its subscriptions
+// match (the MQTT broker behind it finds every MQTT subscriber itself).
+// There is rarely more than one bridge, so a small array does.
+type bridgesServed struct {
+	n    int
+	seen [2]*client
+}
+
+func (b *bridgesServed) skip(c *client) bool {
+	if !c.bridge {
+		return false
+	}
+	for _, s := range b.seen[:b.n] {
+		if s == c {
+			return true
+		}
+	}
+	return false
+}
+
+func (b *bridgesServed) note(c *client) {
+	if c.bridge && b.n < len(b.seen) {
+		b.seen[b.n] = c
+		b.n++
+	}
 }
 
 // deliverToGroup gives the message to one member of g, starting from a
@@ -52,7 +85,7 @@ func (s *Server) deliverToGroup(from *client, b *Batch, g *subject.Group[*subscr
 func (s *Server) deliverTo(from *client, b *Batch, sub *subject.Sub[*subscription], subj, reply, hdr, payload []byte) bool {
 	st := sub.Client
 	t := st.c
-	if t == from && !t.echo.Load() {
+	if t == from && !t.echo.Load() && (sub.Queue == "" || !t.bridge) {
 		return false
 	}
 	if u := t.user.Load(); u != nil {

@@ -24,12 +24,23 @@ type Internal struct {
 }
 
 // NewInternal returns an internal client named name (for logs).
-func (s *Server) NewInternal(name string) *Internal {
+func (s *Server) NewInternal(name string) *Internal { return s.newInternal(name, false) }
+
+// NewBridge returns the internal client of a protocol bridge (the MQTT
+// broker), which differs from NewInternal's in two ways. A message reaches
+// it once, through the first of its plain subscriptions that matches: the
+// broker behind it fans it out to its own subscribers. And its queue
+// subscriptions compete for its own publishes (its plain ones never see
+// them): an MQTT shared subscription is a member of a NATS queue group, so
+// an MQTT publish must be able to land on it.
+func (s *Server) NewBridge(name string) *Internal { return s.newInternal(name, true) }
+
+func (s *Server) newInternal(name string, bridge bool) *Internal {
 	s.mu.Lock()
 	s.nextID++
 	id := s.nextID
 	s.mu.Unlock()
-	c := &client{srv: s, id: id, remote: "internal:" + name}
+	c := &client{srv: s, id: id, remote: "internal:" + name, bridge: bridge}
 	c.subs = map[string]*subject.Sub[*subscription]{}
 	c.connected.Store(true)
 	return &Internal{c: c}

@@ -52,3 +52,57 @@ func TestInternalClient(t *testing.T) {
 		t.Fatal("a publish nobody listens to reported delivery")
 	}
 }
+
+// A bridge client gets a message once however many of its subscriptions
+// match, and its queue subscriptions take part in its own publishes while
+// its plain ones do not.
+func TestBridgeClient(t *testing.T) {
+	s := startServer(t, natsd.Config{})
+	br := s.NewBridge("mqtt")
+	defer br.Close()
+	plain := make(chan string, 10)
+	for _, f := range []string{"a.>", "a.*", "a.b"} {
+		if _, err := br.Subscribe(f, "", func(subj, _, _, _ []byte) { plain <- string(subj) }); err != nil {
+			t.Fatal(err)
+		}
+	}
+	queued := make(chan string, 10)
+	if _, err := br.Subscribe("q.*", "workers", func(subj, _, _, _ []byte) { queued <- string(subj) }); err != nil {
+		t.Fatal(err)
+	}
+	nc := connect(t, s.ClientURL())
+	nc.Publish("a.b", []byte("x"))
+	nc.Flush()
+	if got := <-plain; got != "a.b" {
+		t.Fatalf("bridge got %q", got)
+	}
+
+	// Its own publish: not to its plain subscriptions, but to its queue
+	// member, which is the only member of "workers".
+	br.Publish([]byte("a.b"), nil, nil, nil)
+	br.Publish([]byte("q.1"), nil, nil, nil)
+	if got := <-queued; got != "q.1" {
+		t.Fatalf("queue member got %q", got)
+	}
+	// Everything is delivered synchronously: a second copy would be there.
+	select {
+	case m := <-plain:
+		t.Fatalf("bridge got %q a second time or from itself", m)
+	default:
+	}
+
+	// Hub deliveries (Deliver) are deduplicated the same way.
+	var b natsd.Batch
+	if !s.Deliver(&b, []byte("a.c"), []byte("a.c"), nil, nil, nil, nil) {
+		t.Fatal("Deliver reached no one")
+	}
+	b.Flush()
+	if got := <-plain; got != "a.c" {
+		t.Fatalf("bridge got %q", got)
+	}
+	select {
+	case m := <-plain:
+		t.Fatalf("bridge got %q twice from the hub", m)
+	default:
+	}
+}

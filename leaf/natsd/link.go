@@ -83,9 +83,14 @@ func (s *Server) noteInterest(sub *subject.Sub[*subscription], delta int) {
 func (s *Server) Deliver(b *Batch, route, subj, reply, hdr, payload []byte, queues [][]byte) bool {
 	res := s.subs.MatchBytes(route)
 	delivered := false
+	var once bridgesServed
 	for _, sub := range res.Plain {
+		if once.skip(sub.Client.c) {
+			continue
+		}
 		if s.deliverTo(nil, b, sub, subj, reply, hdr, payload) {
 			delivered = true
+			once.note(sub.Client.c)
 		}
 	}
 	for _, q := range queues {

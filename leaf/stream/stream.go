@@ -46,7 +46,11 @@ type Manager struct {
 	in      *natsd.Internal
 	link    Link
 	streams []*Stream
+	stopped chan struct{} // closed when Run returns: nobody appends any more
 }
+
+// ErrStopped refuses a message offered after the streams stopped.
+var ErrStopped = errors.New("streams stopped")
 
 // Stream is one leaf stream.
 type Stream struct {
@@ -85,7 +89,8 @@ func (s *Stream) warnRefused(err error, n int) {
 
 type ingested struct {
 	rec   []byte
-	reply []byte // a copy; nil without a reply
+	reply []byte     // a copy; nil without a reply
+	done  chan error // told the append's outcome; nil when nobody waits
 }
 
 type ack struct {
@@ -100,7 +105,7 @@ func New(cfgs []Config, device string, st *store.Store, srv *natsd.Server, link 
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	m := &Manager{device: device, log: log.With("component", "stream"), link: link, in: srv.NewInternal("streams")}
+	m := &Manager{device: device, log: log.With("component", "stream"), link: link, in: srv.NewInternal("streams"), stopped: make(chan struct{})}
 	for _, c := range cfgs {
 		c = c.WithDefaults()
 		limits := store.Limits{MaxMsgs: c.MaxMsgs, MaxBytes: int64(c.MaxBytes), MaxAge: c.MaxAge.Std()}
@@ -142,6 +147,7 @@ func randomToken() string {
 
 // Run appends and syncs until ctx ends.
 func (m *Manager) Run(ctx context.Context) error {
+	defer close(m.stopped)
 	defer m.in.Close()
 	var wg sync.WaitGroup
 	for _, s := range m.streams {
@@ -192,6 +198,45 @@ func (m *Manager) Ingest(subj, reply, hdr, payload []byte) bool {
 	return len(taken) > 0
 }
 
+// Store appends a message published by a local protocol bridge (MQTT) to
+// every stream whose subjects match, and, when wait is set, returns only
+// once it is on disk in all of them, with the first refusal (a full stream
+// under discard: new, a full disk). It reports whether a stream took it.
+func (m *Manager) Store(subj, hdr, payload []byte, wait bool) (taken bool, err error) {
+	res := m.filters.MatchBytes(subj)
+	var buf [4]*Stream
+	streams := buf[:0]
+	var done chan error
+	for _, f := range res.Plain {
+		s := f.Client
+		if slices.Contains(streams, s) {
+			continue
+		}
+		streams = append(streams, s)
+		if wait && done == nil {
+			done = make(chan error, len(res.Plain))
+		}
+		select {
+		case s.queue <- ingested{rec: encode(subj, hdr, payload), done: done}:
+		case <-m.stopped:
+			return true, ErrStopped
+		}
+	}
+	if done != nil {
+		for range streams {
+			select {
+			case e := <-done:
+				if e != nil && err == nil {
+					err = e
+				}
+			case <-m.stopped:
+				return true, ErrStopped
+			}
+		}
+	}
+	return len(streams) > 0, err
+}
+
 // appendLoop appends what was ingested, many messages per transaction, and
 // answers publishers that asked once their messages are on disk.
 func (s *Stream) appendLoop(ctx context.Context) {
@@ -222,6 +267,9 @@ func (s *Stream) appendLoop(ctx context.Context) {
 			s.warnRefused(err, len(batch))
 		}
 		for i, in := range batch {
+			if in.done != nil {
+				in.done <- err
+			}
 			if in.reply != nil {
 				s.m.in.Publish(in.reply, nil, nil, s.pubAck(first+uint64(i), err))
 			}

@@ -23,6 +23,7 @@ import (
 	"github.com/canopy-iot/canopy/leaf/natsd"
 	"github.com/canopy-iot/canopy/leaf/stream"
 	"github.com/canopy-iot/canopy/leaf/uplink"
+	"github.com/canopy-iot/canopy/mqtt"
 )
 
 // startHub runs a hub with JetStream and the TELEMETRY stream on
@@ -90,6 +91,7 @@ func leafConfig(hubAddr, seedFile string) leaf.Config {
 	return leaf.Config{
 		ServerName: "pi-001",
 		NATS:       natsd.Config{Listen: "127.0.0.1:0"},
+		MQTT:       mqtt.Config{Listen: "127.0.0.1:0"},
 		Uplink: uplink.Config{URLs: []string{"nats-leaf://" + hubAddr}, NKeySeedFile: seedFile,
 			ReconnectMin: config.Duration(10 * time.Millisecond), ReconnectMax: config.Duration(100 * time.Millisecond)},
 		Streams: []stream.Config{{Name: "sensors", Subjects: []string{"sensors.>"}}},

@@ -34,6 +34,7 @@ type Broker struct {
 	log    *slog.Logger
 	srv    *mochi.Server
 	bridge *bridge
+	flow   *flowHook
 	tlsCfg *tls.Config // TLS listener's, loaded by New
 	wssCfg *tls.Config // WebSocket listener's, nil for ws://
 	tcp    *listener
@@ -76,10 +77,16 @@ func New(cfg Config, opts Options, log *slog.Logger) (*Broker, error) {
 	if err := srv.AddHook(auth, nil); err != nil {
 		return nil, fmt.Errorf("mqtt: %w", err)
 	}
+	b.flow = newFlow(srv, log)
 	if opts.Sessions != nil {
-		if err := srv.AddHook(session.NewHook(opts.Sessions, log), nil); err != nil {
+		sessions := session.NewHook(opts.Sessions, log)
+		if err := srv.AddHook(sessions, nil); err != nil {
 			return nil, fmt.Errorf("mqtt: %w", err)
 		}
+		b.flow.complete = sessions.OnQosComplete
+	}
+	if err := srv.AddHook(b.flow, nil); err != nil {
+		return nil, fmt.Errorf("mqtt: %w", err)
 	}
 	b.bridge = newBridge(srv, opts.NATS, opts.Streams, log)
 	if err := srv.AddHook(b.bridge, nil); err != nil {
@@ -193,6 +200,9 @@ func (b *Broker) Run(ctx context.Context) error {
 		return fmt.Errorf("mqtt: %w", err)
 	}
 	b.bridge.start()
+	sweepCtx, stopSweep := context.WithCancel(context.Background())
+	defer stopSweep()
+	go b.flow.sweep(sweepCtx)
 	addrs := []any{}
 	for _, l := range b.listeners() {
 		addrs = append(addrs, l.id, l.protocol+"://"+l.Address())
@@ -207,6 +217,10 @@ func (b *Broker) Run(ctx context.Context) error {
 	}
 	return nil
 }
+
+// Dropped counts the messages given up for clients: queues full, QoS 1/2
+// messages expired or refused.
+func (b *Broker) Dropped() int64 { return b.flow.dropped.Load() }
 
 // Ready is closed once the broker serves.
 func (b *Broker) Ready() <-chan struct{} { return b.ready }

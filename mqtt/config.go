@@ -39,12 +39,13 @@ type Config struct {
 	// MaxPacketSize bounds one MQTT packet. Default 1MiB, the size of a
 	// NATS message, so that every accepted publish can be bridged.
 	MaxPacketSize config.Size `yaml:"max_packet_size"`
-	// MaxPending bounds the messages queued for one client before new
-	// ones are dropped for it. Default 1024.
+	// MaxPending bounds the messages queued for one client's connection;
+	// a message that finds the queue full is dropped for that client,
+	// whatever its QoS (mochi's behaviour), and counted. Default 1024.
 	MaxPending int `yaml:"max_pending"`
-	// MaxInflight bounds the unacknowledged QoS 1/2 messages held for one
-	// client (including while a persistent session is offline). Default
-	// 1024.
+	// MaxInflight bounds the QoS 1/2 messages held for one client:
+	// unacknowledged, waiting for its send window, or waiting while a
+	// persistent session is offline. Default 8192.
 	MaxInflight int `yaml:"max_inflight"`
 	// MaxSessionExpiry caps the session expiry a client may ask for.
 	// Default 24h.
@@ -102,7 +103,7 @@ const (
 	DefaultListen           = "127.0.0.1:1883"
 	DefaultMaxPacketSize    = 1 << 20
 	DefaultMaxPending       = 1024
-	DefaultMaxInflight      = 1024
+	DefaultMaxInflight      = 8192
 	DefaultMaxSessionExpiry = 24 * time.Hour
 	DefaultMaxMessageExpiry = 24 * time.Hour
 )

@@ -118,7 +118,11 @@ type wsConn struct {
 	net.Conn
 	ws *websocket.Conn
 	r  io.Reader // the message being read
-	wm sync.Mutex
+
+	// gorilla's write deadline is a plain field read by every write: it is
+	// kept here and handed over under wm, with the write.
+	wm       sync.Mutex
+	deadline time.Time
 }
 
 var errTextFrame = errors.New("websocket: MQTT needs binary messages, got a text message")
@@ -150,6 +154,9 @@ func (c *wsConn) Read(p []byte) (int, error) {
 func (c *wsConn) Write(p []byte) (int, error) {
 	c.wm.Lock()
 	defer c.wm.Unlock()
+	if err := c.ws.SetWriteDeadline(c.deadline); err != nil {
+		return 0, err
+	}
 	if err := c.ws.WriteMessage(websocket.BinaryMessage, p); err != nil {
 		return 0, err
 	}
@@ -157,12 +164,19 @@ func (c *wsConn) Write(p []byte) (int, error) {
 }
 
 func (c *wsConn) SetDeadline(t time.Time) error {
-	if err := c.ws.SetReadDeadline(t); err != nil {
+	if err := c.SetReadDeadline(t); err != nil {
 		return err
 	}
-	return c.ws.SetWriteDeadline(t)
+	return c.SetWriteDeadline(t)
 }
 
-func (c *wsConn) SetReadDeadline(t time.Time) error  { return c.ws.SetReadDeadline(t) }
-func (c *wsConn) SetWriteDeadline(t time.Time) error { return c.ws.SetWriteDeadline(t) }
-func (c *wsConn) Close() error                       { return c.ws.Close() }
+func (c *wsConn) SetReadDeadline(t time.Time) error { return c.ws.SetReadDeadline(t) }
+
+func (c *wsConn) SetWriteDeadline(t time.Time) error {
+	c.wm.Lock()
+	c.deadline = t
+	c.wm.Unlock()
+	return nil
+}
+
+func (c *wsConn) Close() error { return c.ws.Close() }

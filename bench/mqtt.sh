@@ -122,9 +122,14 @@ fi
 
 # ---- brokers ---------------------------------------------------------------
 
-# leaf_config FILE NATS_PORT MQTT_PORT DATADIR writes canopy-leaf's
+# leaf_config FILE NATS_PORT MQTT_PORT DATADIR CASE writes canopy-leaf's
 # configuration. An explicit file, so that /etc/canopy/leaf.yaml, if the
-# machine has one, plays no part.
+# machine has one, plays no part. Like Mosquitto below, it is set not to
+# drop for the load cases: by default a client's queue holds 1,024
+# messages (mqtt.max_pending) and 8,192 QoS 1/2 messages wait for it
+# (mqtt.max_inflight), and beyond that messages are dropped for it. The
+# idle case keeps the defaults, which are what a device runs with (the
+# queue's size is reserved per connection).
 leaf_config() {
 	cat >"$1" <<-EOF
 		version: 1
@@ -136,7 +141,13 @@ leaf_config() {
 		  listen: 127.0.0.1:$3
 		  anonymous: always
 	EOF
+	if [ "$5" != idle ]; then
+		printf '  max_pending: %s\n  max_inflight: 65535\n' "$leaf_max_pending" >>"$1"
+	fi
 }
+
+# The queue a client of canopy-leaf may build up in the load cases.
+leaf_max_pending=1000000
 
 # mosquitto_config FILE PORT LOG: max_queued_messages 0 because by default
 # Mosquitto drops QoS 0 messages for a subscriber once 1,000 are waiting
@@ -168,7 +179,7 @@ for s in $wanted; do
 	case $s in
 	leaf)
 		label[leaf]="canopy-leaf"
-		version[leaf]="canopy-leaf built from commit $(leaf_commit): NATS and MQTT listeners, anonymous MQTT clients allowed, otherwise its defaults"
+		version[leaf]="canopy-leaf built from commit $(leaf_commit): NATS and MQTT listeners, anonymous MQTT clients allowed; load cases with mqtt.max_pending 1000000 and max_inflight 65535 (not to drop), idle with the defaults"
 		if ! build "$bin/canopy-leaf" ./cmd/canopy-leaf 2>"$work/leaf-build.log"; then
 			unavailable[leaf]="go build ./cmd/canopy-leaf failed"
 			log "canopy-leaf not available: go build ./cmd/canopy-leaf failed:"
@@ -176,7 +187,7 @@ for s in $wanted; do
 		else
 			# The configuration every run uses, with placeholder ports:
 			# rejected means canopy-leaf has no MQTT broker (yet).
-			leaf_config "$work/check.yaml" 1 2 "$work/data/check"
+			leaf_config "$work/check.yaml" 1 2 "$work/data/check" check
 			if ! "$bin/canopy-leaf" check-config --config "$work/check.yaml" >"$work/leaf-check.log" 2>&1; then
 				unavailable[leaf]="canopy-leaf check-config rejects the mqtt section"
 				log "canopy-leaf not available: check-config rejects its MQTT configuration:"
@@ -223,7 +234,7 @@ start_server() {
 	mkdir -p "$data"
 	case $s in
 	leaf)
-		leaf_config "$data.yaml" "$("$natsbench" free-port)" "$port" "$data"
+		leaf_config "$data.yaml" "$("$natsbench" free-port)" "$port" "$data" "$c"
 		"$bin/canopy-leaf" run --config "$data.yaml" >"$server_log" 2>&1 &
 		;;
 	nats)

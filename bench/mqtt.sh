@@ -352,7 +352,7 @@ run_case() {
 		failures+=("$tag: $err_msg")
 		log "  $tag: FAILED: $err_msg"
 		log "    last lines of the server's output:"
-		tail -n 5 "$server_log" "$server_log.mosquitto" 2>/dev/null | sed 's/^/      /' >&2
+		{ tail -n 5 "$server_log" "$server_log.mosquitto" 2>/dev/null || true; } | sed 's/^/      /' >&2
 		return 0
 	fi
 	log "  $tag: $out"

@@ -9,11 +9,13 @@ import (
 	"os"
 	"os/signal"
 	"syscall"
+	"time"
 
 	"github.com/spf13/cobra"
 
 	"github.com/canopy-iot/canopy/internal/logging"
 	"github.com/canopy-iot/canopy/internal/version"
+	"github.com/canopy-iot/canopy/systemd"
 )
 
 // Exit statuses of Canopy's binaries.
@@ -41,7 +43,9 @@ type Program[T any] struct {
 	New func(cfg T, log *slog.Logger) (Runner[T], error)
 }
 
-// Runner is a binary's running parts.
+// Runner is a binary's running parts. A Runner that also has
+// Ready() <-chan struct{} (see Readier) tells systemd it is ready only once
+// that channel is closed; any other is ready as soon as it runs.
 type Runner[T any] interface {
 	// Run serves until ctx ends; an error means a part failed.
 	Run(ctx context.Context) error
@@ -49,6 +53,9 @@ type Runner[T any] interface {
 	// error the running configuration stays.
 	Reload(cfg T) error
 }
+
+// Readier is a Runner whose Ready channel is closed once every part serves.
+type Readier interface{ Ready() <-chan struct{} }
 
 // usageError is a command line the program cannot act on.
 type usageError struct{ error }
@@ -59,7 +66,7 @@ func Main[T any](ctx context.Context, p Program[T], args []string, stdout, stder
 	var configPath string
 	started := false // set once cobra has parsed a valid command line
 	root := &cobra.Command{
-		Use:              p.Name + " [run|check-config|version] [flags]",
+		Use:              p.Name + " [command] [flags]",
 		Short:            p.Short,
 		Args:             cobra.NoArgs,
 		SilenceUsage:     true,
@@ -80,7 +87,9 @@ func Main[T any](ctx context.Context, p Program[T], args []string, stdout, stder
 		return p.Load(p.DefaultConfig, false, overrides())
 	}
 
-	serve := func(*cobra.Command, []string) error { return serveProgram(ctx, p, stderr, load) }
+	serve := func(*cobra.Command, []string) error {
+		return runService(ctx, p.Name, func(ctx context.Context) error { return serveProgram(ctx, p, stderr, load) })
+	}
 	root.RunE = serve
 	root.AddCommand(
 		&cobra.Command{Use: "run", Short: "Run (the default)", Args: cobra.NoArgs, RunE: serve},
@@ -107,13 +116,17 @@ func Main[T any](ctx context.Context, p Program[T], args []string, stdout, stder
 			Run:   func(*cobra.Command, []string) { fmt.Fprintln(stdout, version.String(p.Name)) },
 		},
 	)
+	root.AddCommand(serviceCommands(p.Name, p.DefaultConfig, stdout)...)
 
 	err := root.Execute()
 	var cfgErr *ConfigError
 	var usage usageError
+	var status exitStatus
 	switch {
 	case err == nil:
 		return ExitOK
+	case errors.As(err, &status):
+		return int(status)
 	case errors.As(err, &cfgErr):
 		problems := cfgErr.Problems()
 		fmt.Fprintf(stderr, "%s: invalid configuration (%d problem%s):\n", p.Name, len(problems), plural(len(problems)))
@@ -138,7 +151,10 @@ func plural(n int) string {
 }
 
 // serveProgram runs p until SIGINT or SIGTERM; SIGHUP reloads the
-// configuration.
+// configuration. Under systemd it reports READY=1 once the runner is ready,
+// RELOADING=1 and READY=1 around a reload and STOPPING=1 on shutdown, and
+// keeps the watchdog fed from this loop: while it turns and the runner has
+// not failed.
 func serveProgram[T any](ctx context.Context, p Program[T], stderr io.Writer, load func() (T, error)) error {
 	cfg, err := load()
 	if err != nil {
@@ -179,25 +195,84 @@ func serveProgram[T any](ctx context.Context, p Program[T], stderr io.Writer, lo
 	}
 	done := make(chan error, 1)
 	go func() { done <- r.Run(ctx) }()
+	ready := closedChan
+	if rr, ok := r.(Readier); ok {
+		ready = rr.Ready()
+	}
+	var watchdog <-chan time.Time
+	if timeout, ok := systemd.WatchdogInterval(); ok {
+		t := time.NewTicker(timeout / 2)
+		defer t.Stop()
+		watchdog = t.C
+	}
+	notify := notifier(log)
+	stopping := ctx.Done()
+	isReady := false
 	for {
 		select {
 		case err := <-done:
+			if stopping != nil && ctx.Err() != nil {
+				// The runner stopped before this loop saw ctx end.
+				notify(systemd.Stopping)
+			}
 			if err == nil {
 				log.Info("stopped")
 			}
 			return err
+		case <-ready:
+			ready, isReady = nil, true
+			if stopping != nil { // not when already shutting down
+				notify(systemd.Ready)
+			}
+		case <-watchdog:
+			notify(systemd.Watchdog)
+		case <-stopping:
+			stopping = nil
+			notify(systemd.Stopping)
 		case <-reload:
+			serving := isReady && stopping != nil
+			if serving {
+				notify(systemd.Reloading)
+			}
 			next, err := load()
 			if err == nil {
 				err = r.Reload(next)
 			}
-			if err != nil {
+			if err == nil {
+				if l, err := logging.ParseLevel(p.LogLevel(next)); err == nil {
+					level.Set(l)
+				}
+			} else {
 				log.Error("reload failed, keeping the running configuration", "err", err)
-				continue
 			}
-			if l, err := logging.ParseLevel(p.LogLevel(next)); err == nil {
-				level.Set(l)
+			if serving {
+				notify(systemd.Ready)
 			}
+		}
+	}
+}
+
+// closedChan is the Ready channel of a Runner without one.
+var closedChan = func() <-chan struct{} {
+	c := make(chan struct{})
+	close(c)
+	return c
+}()
+
+// notifier returns a function that sends an sd_notify message and logs
+// its failure, the first one at warn level and any later at debug level
+// (the watchdog repeats).
+func notifier(log *slog.Logger) func(send func() error) {
+	failed := false
+	return func(send func() error) {
+		err := send()
+		switch {
+		case err == nil:
+		case !failed:
+			failed = true
+			log.Warn("cannot notify systemd", "err", err)
+		default:
+			log.Debug("cannot notify systemd", "err", err)
 		}
 	}
 }

@@ -7,6 +7,8 @@ import (
 
 	"github.com/canopy-iot/canopy/internal/config"
 	"github.com/canopy-iot/canopy/internal/logging"
+	"github.com/canopy-iot/canopy/leaf/gpio"
+	"github.com/canopy-iot/canopy/leaf/health"
 	"github.com/canopy-iot/canopy/leaf/natsd"
 	"github.com/canopy-iot/canopy/leaf/stream"
 	"github.com/canopy-iot/canopy/leaf/uplink"
@@ -37,6 +39,12 @@ type Config struct {
 	// Streams keep local messages durably and send them to the hub's
 	// JetStream exactly once. Default: none.
 	Streams []stream.Config `yaml:"streams"`
+	// GPIO bridges the device's GPIO pins to hw.gpio.<pin> subjects.
+	// Default: no pins.
+	GPIO gpio.Config `yaml:"gpio"`
+	// Health publishes the device's health document on a local subject.
+	// Default: on, every 30s, on "health".
+	Health health.Config `yaml:"health"`
 }
 
 // DefaultDataDir is where state goes when data_dir is not set.
@@ -67,6 +75,8 @@ func (c Config) WithDefaults() Config {
 		streams[i] = s.WithDefaults()
 	}
 	c.Streams = streams
+	c.GPIO = c.GPIO.WithDefaults()
+	c.Health = c.Health.WithDefaults()
 	return c
 }
 
@@ -86,5 +96,7 @@ func (c Config) Validate() error {
 	errs.Add(config.Nest("mqtt", c.MQTT.Validate()))
 	errs.Add(config.Nest("uplink", c.Uplink.Validate()))
 	errs.Add(config.Nest("streams", stream.Validate(c.Streams)))
+	errs.Add(config.Nest("gpio", c.GPIO.Validate()))
+	errs.Add(config.Nest("health", c.Health.Validate()))
 	return errs.Err()
 }

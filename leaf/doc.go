@@ -5,6 +5,8 @@
 //
 // Subpackages own the parts: natsproto (the wire protocols), subject
 // (subject rules and the subscription index), auth (local client
-// authentication) and natsd (the local server). leaf is imported by
-// appliance; nothing under leaf may import nats-server or hub.
+// authentication), natsd (the local server), gpio (GPIO pins on
+// hw.gpio.<pin>) and health (the device's health document). leaf is
+// imported by appliance; nothing under leaf may import nats-server or
+// hub.
 package leaf

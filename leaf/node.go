@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"reflect"
 
+	"github.com/canopy-iot/canopy/leaf/gpio"
+	"github.com/canopy-iot/canopy/leaf/health"
 	"github.com/canopy-iot/canopy/leaf/natsd"
 	"github.com/canopy-iot/canopy/leaf/stream"
 	"github.com/canopy-iot/canopy/leaf/uplink"
@@ -24,7 +26,9 @@ type Node struct {
 	mqtt     *mqtt.Broker   // nil when MQTT is off
 	store    *store.Store   // nil without streams or MQTT
 	streams  *stream.Manager
-	sessions *store.Table // the MQTT broker's
+	sessions *store.Table      // the MQTT broker's
+	gpio     *gpio.Bridge      // nil without pins
+	health   *health.Publisher // nil when off
 	ready    chan struct{}
 }
 
@@ -70,6 +74,7 @@ func New(cfg Config, log *slog.Logger) (*Node, error) {
 			return nil, err
 		}
 	}
+	n.newDevice()
 	return n, nil
 }
 
@@ -166,6 +171,7 @@ func (n *Node) Run(ctx context.Context) error {
 	if n.mqtt != nil {
 		attrs = append(attrs, "mqtt", n.mqtt.Addr())
 	}
+	stopDevice := n.startDevice()
 	n.log.Info("leaf ready", attrs...)
 	close(n.ready)
 	var err error
@@ -178,6 +184,7 @@ func (n *Node) Run(ctx context.Context) error {
 		mqttDone <- err
 		err = nil
 	}
+	stopDevice()
 	if n.mqtt != nil {
 		stopMQTT()
 		err = <-mqttDone

@@ -41,6 +41,12 @@ var leafConfigCases = map[string][]string{
 		`bad_mqtt.yaml:9: mqtt.acl[0].publish[0]: filter "sensors/a b/#": level 2 contains a space: NATS subjects cannot carry whitespace`,
 		`bad_mqtt.yaml:10: mqtt.max_packet_size: must be between 64 bytes and 256MiB (MQTT's limit)`,
 	},
+	"bad_device.yaml": {
+		`bad_device.yaml:4: gpio.inputs[0].pin: "GPIO.17": want a pin name such as GPIO17 (letters, digits, '-' and '_')`,
+		`bad_device.yaml:5: gpio.inputs[0].pull: "sideways": want one of up, down, none`,
+		`bad_device.yaml:8: gpio.outputs[0].initial: "on": want one of low, high`,
+		`bad_device.yaml:10: health.interval: must be at least 1s`,
+	},
 	"missing_version.yaml": {
 		`missing_version.yaml: version: missing (the file must start with "version: 1")`,
 	},

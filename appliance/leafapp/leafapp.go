@@ -35,6 +35,8 @@ var LeafSettings = []appliance.Setting{
 	{Path: "mqtt.anonymous", Usage: "who may connect without a user name: loopback, always or never (default loopback)"},
 	{Path: "mqtt.users_file", Usage: "file of name:bcrypt-hash lines for MQTT logins"},
 	{Path: "uplink.urls", Usage: "hub leafnode URLs, e.g. tls://hub.example.com:7422", List: true},
+	{Path: "health.enabled", Usage: "publish the device's health document (default true)"},
+	{Path: "health.interval", Usage: "time between two health documents (default 30s)"},
 }
 
 // LoadLeaf reads and checks the leaf configuration, like hubapp.LoadHub.

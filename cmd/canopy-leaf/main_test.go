@@ -120,10 +120,14 @@ func TestIntegrationBinaryZeroConfig(t *testing.T) {
 	}
 }
 
-// The stripped arm64 binary must fit the size budget that makes the leaf
-// worth having instead of nats-server (15.5 MB).
+// The stripped ARM binaries must fit the size budget that makes the leaf
+// worth having instead of nats-server (15.5 MB). The budget was 9 MiB for
+// the NATS server alone; the MQTT broker (mochi-mqtt), the GPIO bridge
+// (periph) and the service manager (kardianos/service) brought the arm
+// binary to 9.25 MiB, so it is 10 MiB now — still two thirds of
+// nats-server, which has none of them.
 func TestIntegrationLeafBinarySizeBudget(t *testing.T) {
-	const budget = 9 << 20
+	const budget = 10 << 20
 	for _, target := range []struct{ arch, arm string }{{"arm64", ""}, {"arm", "6"}} {
 		bin := filepath.Join(t.TempDir(), "canopy-leaf-"+target.arch)
 		cmd := exec.Command("go", "build", "-trimpath", "-ldflags", "-s -w", "-o", bin, ".")

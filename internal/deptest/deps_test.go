@@ -39,6 +39,18 @@ var rules = []rule{
 		why: "mochi's config and storage packages drag badger, pebble and redis into the leaf",
 	},
 	{
+		packages: []string{"./cmd/canopy-leaf", "./leaf/..."},
+		forbidden: []string{
+			// What periph's host.Init would register besides the GPIO
+			// character device driver (host/v3/gpioioctl).
+			"periph.io/x/host/v3/allwinner", "periph.io/x/host/v3/am335x", "periph.io/x/host/v3/bcm283x",
+			"periph.io/x/host/v3/beagle", "periph.io/x/host/v3/chip", "periph.io/x/host/v3/ftdi",
+			"periph.io/x/host/v3/netlink", "periph.io/x/host/v3/odroidc1", "periph.io/x/host/v3/pine64",
+			"periph.io/x/host/v3/rpi", "periph.io/x/host/v3/sysfs",
+		},
+		why: "GPIO goes through periph's character-device driver only; its other host drivers add ~400 KiB to the arm binary",
+	},
+	{
 		packages:  []string{"./hub/..."},
 		forbidden: []string{"github.com/canopy-iot/canopy/leaf"},
 		why:       "hub and leaf are siblings; neither imports the other",
@@ -50,6 +62,8 @@ var adapters = map[string]string{
 	"go.etcd.io/bbolt":                  "github.com/canopy-iot/canopy/store",
 	"github.com/nats-io/nats-server/v2": "github.com/canopy-iot/canopy/hub",
 	"github.com/mochi-mqtt/server/v2":   "github.com/canopy-iot/canopy/mqtt",
+	"periph.io/x/conn/v3":               "github.com/canopy-iot/canopy/leaf/gpio",
+	"periph.io/x/host/v3":               "github.com/canopy-iot/canopy/leaf/gpio",
 }
 
 // TestEnginesHaveOneAdapter checks that only the adapter imports each

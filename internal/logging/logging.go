@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"os"
 )
 
 // LevelTrace is below slog.LevelDebug: protocol traces.
@@ -33,9 +34,37 @@ func ParseLevel(name string) (slog.Level, error) {
 }
 
 // New returns a root logger writing text lines to w at the level held in
-// level, which a reload may change.
+// level, which a reload may change. Lines written to the journal (see
+// ToJournal) carry no time: journald stamps each line itself.
 func New(w io.Writer, level *slog.LevelVar) *slog.Logger {
-	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level, ReplaceAttr: levelNames}))
+	replace := levelNames
+	if ToJournal(w) {
+		replace = func(groups []string, a slog.Attr) slog.Attr {
+			if a.Key == slog.TimeKey && len(groups) == 0 {
+				return slog.Attr{}
+			}
+			return levelNames(groups, a)
+		}
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: level, ReplaceAttr: replace}))
+}
+
+// EnvJournalStream is set by systemd for a service whose standard output
+// or error is connected to the journal: "<device>:<inode>" of that stream.
+const EnvJournalStream = "JOURNAL_STREAM"
+
+// ToJournal reports whether w is the journal stream systemd connected the
+// process to: an *os.File whose device and inode are those in
+// $JOURNAL_STREAM (a redirected stream of a process that inherited the
+// variable is not).
+func ToJournal(w io.Writer) bool {
+	v := os.Getenv(EnvJournalStream)
+	f, ok := w.(*os.File)
+	if v == "" || !ok {
+		return false
+	}
+	id, ok := fileID(f)
+	return ok && id == v
 }
 
 // levelNames prints the trace level as TRACE instead of slog's "DEBUG-4".

@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/canopy-iot/canopy/leaf"
+	"github.com/canopy-iot/canopy/leaf/stream"
 )
 
 // Bad input from one client is refused clearly and the broker keeps
@@ -202,4 +203,35 @@ func splitAddr(t *testing.T, addr string) (string, string) {
 	t.Helper()
 	i := strings.LastIndexByte(addr, ':')
 	return addr[:i], addr[i+1:]
+}
+
+// An MQTT 3.1.1 publisher cannot be told that a full stream refused its
+// message: it gets no PUBACK (its library resends later), the log says
+// why, and the connection stays open.
+func TestMQTT311FullStreamGetsNoAck(t *testing.T) {
+	n, logs, _ := runLeaf(t, leafWithMQTT(func(c *leaf.Config) {
+		c.Streams = []stream.Config{{Name: "tiny", Subjects: []string{"tiny.>"}, MaxMsgs: 1, Discard: "new"}}
+	}))
+	conn := dialRaw(t, n.MQTT().Addr())
+	conn.Write(connectPacket("v3-sensor", "", "", 30))
+	readPacket(t, conn) // CONNACK
+	publishQoS1 := func(id byte, topic string) {
+		body := append(mqttString(topic), 0, id)
+		conn.Write(mqttPacket(0x32, append(body, "x"...)))
+	}
+	publishQoS1(1, "tiny/1")
+	if kind, body := readPacket(t, conn); kind != 0x40 || body[1] != 1 {
+		t.Fatalf("first publish: packet %#x %v, want PUBACK 1", kind, body)
+	}
+	publishQoS1(2, "tiny/2")
+	conn.Write([]byte{0xc0, 0}) // PINGREQ: its answer comes after any PUBACK for 2
+	if kind, body := readPacket(t, conn); kind != 0xd0 {
+		t.Fatalf("got packet %#x %v, want PINGRESP and no PUBACK for the refused message", kind, body)
+	}
+	if err := logs.Contains(`refused MQTT publish`); err != nil {
+		t.Fatal(err)
+	}
+	if got := n.StreamStats("tiny").Msgs; got != 1 {
+		t.Fatalf("stream holds %d messages, want 1", got)
+	}
 }

@@ -89,7 +89,22 @@ extremes() {
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a > 0 && b > 0) printf "%.2f", a / b; else printf "–" }'; }
 
-# machine: one line naming the CPUs, kernel and Go version, for reports.
+# median_cell SERVER UNIT SAMPLES…: appends to the caller's line the cell of
+# SERVER's samples (their median and spread, or "failed" without any) and
+# records the median in the caller's med[SERVER], for ratio_cells.
+# shellcheck disable=SC2004,SC2154 # line and med (associative) belong to the caller
+median_cell() {
+	local s=$1 unit=$2 sp
+	shift 2
+	if [ $# -eq 0 ]; then
+		line+=" failed |"
+		return
+	fi
+	med[$s]=$(median "$@")
+	sp=$(spread "$@")
+	line+=" $(number "$unit" "${med[$s]}")${sp:+ ($sp)} |"
+}
+
 # ratio_cells prints the ratio columns of a table row, from the caller's
 # med (contender → median) and ratios ("a|b" pairs) arrays.
 # shellcheck disable=SC2154 # med and ratios belong to the caller
@@ -106,6 +121,7 @@ ratio_cells() {
 	printf '%s' "$out"
 }
 
+# machine: one line naming the CPUs, kernel and Go version, for reports.
 machine() {
 	local cpu
 	cpu=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo 2>/dev/null || true)

@@ -440,13 +440,7 @@ fi
 				continue
 			fi
 			read -r -a vals <<<"${samples["$c|$key|$s"]:-}"
-			if [ ${#vals[@]} -eq 0 ]; then
-				line+=" failed |"
-				continue
-			fi
-			med[$s]=$(median "${vals[@]}")
-			sp=$(spread "${vals[@]}")
-			line+=" $(number "$unit" "${med[$s]}")${sp:+ ($sp)} |"
+			median_cell "$s" "$unit" "${vals[@]}"
 		done
 		line+=$(ratio_cells)
 		unset med

@@ -300,13 +300,7 @@ command_line="bench/run.sh"
 		declare -A med=()
 		for s in "${servers[@]}"; do
 			read -r -a vals <<<"${samples["$c|$key|$s"]:-}"
-			if [ ${#vals[@]} -eq 0 ]; then
-				line+=" failed |"
-				continue
-			fi
-			med[$s]=$(median "${vals[@]}")
-			sp=$(spread "${vals[@]}")
-			line+=" $(number "$unit" "${med[$s]}")${sp:+ ($sp)} |"
+			median_cell "$s" "$unit" "${vals[@]}"
 		done
 		line+=$(ratio_cells)
 		unset med

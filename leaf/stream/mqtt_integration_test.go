@@ -2,7 +2,6 @@ package stream_test
 
 import (
 	"fmt"
-	"math/rand/v2"
 	"strconv"
 	"testing"
 	"time"
@@ -29,22 +28,7 @@ func TestIntegrationMQTTIntoStreamAcrossLinkCuts(t *testing.T) {
 	defer c.Disconnect(0)
 
 	const total, cuts = 2000, 10
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for range cuts {
-			before := proxy.Accepts()
-			proxy.CutAfter(rand.Int64N(32 << 10))
-			time.Sleep(time.Duration(20+rand.IntN(80)) * time.Millisecond)
-			proxy.CutAll()
-			wait.For(t, 10*time.Second, func() error {
-				if proxy.Accepts() == before || !n.Uplink().Up() {
-					return fmt.Errorf("link not back")
-				}
-				return nil
-			})
-		}
-	}()
+	done := cutRepeatedly(t, proxy, n, cuts, 32<<10)
 	// A window of QoS 1 publishes in flight, as a sensor library keeps.
 	var window []paho.Token
 	for i := range total {

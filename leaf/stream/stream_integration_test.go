@@ -123,6 +123,31 @@ func startLeaf(t *testing.T, hubAddr, seedFile string, mut func(*leaf.Config)) (
 	return n, logs
 }
 
+// cutRepeatedly cuts the link through proxy cuts times in the background,
+// each time at a random byte below maxBytes or after a random moment if
+// traffic does not reach that byte first, and waits for the leaf to be
+// back before the next cut. The returned channel closes after the last.
+func cutRepeatedly(t *testing.T, proxy *faultproxy.Proxy, n *leaf.Node, cuts int, maxBytes int64) <-chan struct{} {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for range cuts {
+			before := proxy.Accepts()
+			proxy.CutAfter(rand.Int64N(maxBytes))
+			// Not synchronisation: the random moment of the cut.
+			time.Sleep(time.Duration(20+rand.IntN(80)) * time.Millisecond)
+			proxy.CutAll()
+			wait.For(t, 10*time.Second, func() error {
+				if proxy.Accepts() == before || !n.Uplink().Up() {
+					return fmt.Errorf("link not back")
+				}
+				return nil
+			})
+		}
+	}()
+	return done
+}
+
 // checkHubStream reads the hub stream and checks it holds exactly the
 // device's messages 0..total-1, each once, in order.
 func checkHubStream(t *testing.T, st jetstream.Stream, total int) { readHubStream(t, st, total, true) }
@@ -231,24 +256,7 @@ func TestIntegrationExactlyOnceAcrossLinkCuts(t *testing.T) {
 	js, _ := jetstream.New(nc)
 
 	const total, cuts = 5000, 20
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		for range cuts {
-			before := proxy.Accepts()
-			// Cut at a random byte, or after a random moment if traffic
-			// does not reach that byte first.
-			proxy.CutAfter(rand.Int64N(64 << 10))
-			time.Sleep(time.Duration(20+rand.IntN(80)) * time.Millisecond)
-			proxy.CutAll()
-			wait.For(t, 10*time.Second, func() error {
-				if proxy.Accepts() == before || !n.Uplink().Up() {
-					return fmt.Errorf("link not back")
-				}
-				return nil
-			})
-		}
-	}()
+	done := cutRepeatedly(t, proxy, n, cuts, 64<<10)
 	for i := range total {
 		if _, err := js.PublishAsync("sensors.temp", []byte(strconv.Itoa(i))); err != nil {
 			t.Fatal(err)

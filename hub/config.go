@@ -2,7 +2,6 @@ package hub
 
 import (
 	"fmt"
-	"net"
 	"net/url"
 	"os"
 	"slices"
@@ -315,25 +314,12 @@ func (c Config) validateAccounts(errs *config.List) {
 	}
 }
 
-// splitListen parses a listen address. It is also used by the option
-// builder, after validation.
-func splitListen(addr string) (host string, port int, err error) {
-	h, p, err := net.SplitHostPort(addr)
-	if err != nil {
-		return "", 0, fmt.Errorf("want host:port, got %q", addr)
-	}
-	n, err := strconv.Atoi(p)
-	if err != nil || n < 0 || n > 65535 {
-		return "", 0, fmt.Errorf("port %q out of range (0-65535)", p)
-	}
-	return h, n, nil
-}
-
+// checkListen checks a listen address, which may be "off" where canBeOff.
 func checkListen(errs *config.List, path, addr string, canBeOff bool) {
 	if canBeOff && addr == Off {
 		return
 	}
-	if _, _, err := splitListen(addr); err != nil {
+	if _, _, err := config.SplitListen(addr); err != nil {
 		errs.Addf(path, "%v", err)
 	}
 }

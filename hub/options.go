@@ -8,6 +8,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 
+	"github.com/canopy-iot/canopy/internal/config"
 	"github.com/canopy-iot/canopy/internal/logging"
 )
 
@@ -161,7 +162,7 @@ func permissions(u User) *server.Permissions {
 // "the default port"; Canopy follows the socket convention instead (0 asks
 // the kernel for a free port), which nats-server spells -1.
 func listenOption(addr string) (string, int, error) {
-	host, port, err := splitListen(addr)
+	host, port, err := config.SplitListen(addr)
 	if err != nil {
 		return "", 0, err
 	}

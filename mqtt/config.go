@@ -2,8 +2,6 @@ package mqtt
 
 import (
 	"fmt"
-	"net"
-	"strconv"
 	"strings"
 	"time"
 
@@ -144,11 +142,11 @@ func (c Config) Validate() error {
 	if !c.On() {
 		return nil
 	}
-	if err := checkListen(c.Listen); err != nil {
+	if err := checkListenAddr(c.Listen); err != nil {
 		errs.Addf("listen", "%v", err)
 	}
 	if c.TLS.Listen != "" {
-		if err := checkListen(c.TLS.Listen); err != nil {
+		if err := checkListenAddr(c.TLS.Listen); err != nil {
 			errs.Addf("tls.listen", "%v", err)
 		}
 		if c.TLS.CertFile == "" || c.TLS.KeyFile == "" {
@@ -159,7 +157,7 @@ func (c Config) Validate() error {
 		errs.Addf("tls.require_client_cert", "needs client_ca_file to verify certificates with")
 	}
 	if c.WebSocket.Listen != "" {
-		if err := checkListen(c.WebSocket.Listen); err != nil {
+		if err := checkListenAddr(c.WebSocket.Listen); err != nil {
 			errs.Addf("websocket.listen", "%v", err)
 		}
 		if (c.WebSocket.CertFile == "") != (c.WebSocket.KeyFile == "") {
@@ -217,13 +215,7 @@ func checkFilter(f string) error {
 	return err
 }
 
-func checkListen(addr string) error {
-	_, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return fmt.Errorf("want host:port, got %q", addr)
-	}
-	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
-		return fmt.Errorf("port %q out of range (0-65535)", port)
-	}
-	return nil
+func checkListenAddr(addr string) error {
+	_, _, err := config.SplitListen(addr)
+	return err
 }

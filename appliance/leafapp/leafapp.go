@@ -5,9 +5,9 @@
 package leafapp
 
 import (
-	"github.com/canopy-iot/canopy/appliance"
 	"log/slog"
 
+	"github.com/canopy-iot/canopy/appliance"
 	"github.com/canopy-iot/canopy/leaf"
 	"github.com/canopy-iot/canopy/leaf/natsd"
 	"github.com/canopy-iot/canopy/mqtt"

@@ -1,9 +1,6 @@
 package natsd
 
 import (
-	"fmt"
-	"net"
-	"strconv"
 	"time"
 
 	"github.com/canopy-iot/canopy/internal/config"
@@ -95,7 +92,7 @@ func (c Config) WithDefaults() Config {
 // block ("listen", "authorization.users[0].nkey").
 func (c Config) Validate() error {
 	var errs config.List
-	if _, err := splitListen(c.Listen); err != nil {
+	if _, _, err := config.SplitListen(c.Listen); err != nil {
 		errs.Addf("listen", "%v", err)
 	}
 	switch {
@@ -120,16 +117,4 @@ func (c Config) Validate() error {
 	}
 	errs.Add(c.Authorization.Validate())
 	return errs.Err()
-}
-
-// splitListen checks a host:port listen address.
-func splitListen(addr string) (string, error) {
-	host, port, err := net.SplitHostPort(addr)
-	if err != nil {
-		return "", fmt.Errorf("want host:port, got %q", addr)
-	}
-	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
-		return "", fmt.Errorf("port %q out of range (0-65535)", port)
-	}
-	return host, nil
 }

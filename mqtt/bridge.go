@@ -11,6 +11,7 @@ import (
 	mochi "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
 
+	"github.com/canopy-iot/canopy/internal/logging"
 	"github.com/canopy-iot/canopy/mqtt/topic"
 )
 
@@ -111,7 +112,7 @@ func newBridge(srv *mochi.Server, nats NATS, streams Streams, log *slog.Logger) 
 		shareIn: srv.NewClient(nil, mochi.LocalListener, shareInID, true),
 		plain:   map[string]*plainSub{},
 		shared:  map[shareKey]func(){},
-		refused: warnEvery{log: log},
+		refused: warnEvery{log: log, every: logging.Every{Interval: warnInterval}},
 	}
 }
 
@@ -323,7 +324,7 @@ func (b *bridge) OnPublish(cl *mochi.Client, pk packets.Packet) (packets.Packet,
 	if cl.Net.Inline {
 		return pk, nil
 	}
-	subj, err := topic.Subject(pk.TopicName)
+	subj, err := topic.AppendSubject(nil, pk.TopicName)
 	if err != nil {
 		return pk, b.refuse(cl, pk, packets.ErrTopicNameInvalid, err, true)
 	}
@@ -340,7 +341,7 @@ func (b *bridge) OnPublish(cl *mochi.Client, pk packets.Packet) (packets.Packet,
 		reply = []byte(r)
 	}
 	if b.streams != nil {
-		if _, err := b.streams.Store([]byte(subj), hdr, pk.Payload, pk.FixedHeader.Qos > 0); err != nil {
+		if _, err := b.streams.Store(subj, hdr, pk.Payload, pk.FixedHeader.Qos > 0); err != nil {
 			code := packets.ErrUnspecifiedError
 			if errors.Is(err, ErrStreamFull) {
 				code = packets.ErrQuotaExceeded
@@ -348,14 +349,14 @@ func (b *bridge) OnPublish(cl *mochi.Client, pk packets.Packet) (packets.Packet,
 			return pk, b.refuse(cl, pk, code, err, false)
 		}
 	}
-	b.nats.Publish([]byte(subj), reply, hdr, pk.Payload)
+	b.nats.Publish(subj, reply, hdr, pk.Payload)
 	return pk, nil
 }
 
 // OnWillSent forwards a will message into NATS and the streams: the broker
 // sends wills itself, without OnPublish.
 func (b *bridge) OnWillSent(cl *mochi.Client, pk packets.Packet) {
-	subj, err := topic.Subject(pk.TopicName)
+	subj, err := topic.AppendSubject(nil, pk.TopicName)
 	if err != nil {
 		return // refused at CONNECT
 	}
@@ -365,11 +366,11 @@ func (b *bridge) OnWillSent(cl *mochi.Client, pk packets.Packet) {
 		return
 	}
 	if b.streams != nil {
-		if _, err := b.streams.Store([]byte(subj), hdr, pk.Payload, false); err != nil {
+		if _, err := b.streams.Store(subj, hdr, pk.Payload, false); err != nil {
 			b.refused.warn("will message not stored", "client", cl.ID, "err", err)
 		}
 	}
-	b.nats.Publish([]byte(subj), nil, hdr, pk.Payload)
+	b.nats.Publish(subj, nil, hdr, pk.Payload)
 }
 
 // refuse answers a publish the bridge cannot take and tells the broker to

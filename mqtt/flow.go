@@ -12,6 +12,8 @@ import (
 
 	mochi "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/canopy-iot/canopy/internal/logging"
 )
 
 // flowHook counts and reports the messages the broker gives up for a
@@ -52,7 +54,7 @@ type flowHook struct {
 const sweepEvery = 25 * time.Millisecond
 
 func newFlow(srv *mochi.Server, log *slog.Logger) *flowHook {
-	return &flowHook{srv: srv, log: log, warn: warnEvery{log: log}, kicks: make(chan *mochi.Client, 1024)}
+	return &flowHook{srv: srv, log: log, warn: warnEvery{log: log, every: logging.Every{Interval: warnInterval}}, kicks: make(chan *mochi.Client, 1024)}
 }
 
 // ID implements mochi.Hook.

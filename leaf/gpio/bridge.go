@@ -17,6 +17,8 @@ import (
 	// The Linux GPIO character device driver; see the package doc for why
 	// it is the only one (host.Init would register them all).
 	_ "periph.io/x/host/v3/gpioioctl"
+
+	"github.com/canopy-iot/canopy/internal/logging"
 )
 
 // Pin is what the bridge needs of a GPIO pin. periph's pins (gpio.PinIO)
@@ -77,7 +79,7 @@ type Bridge struct {
 	// each input's level is written by its watcher, read by the worker.
 	outputs  map[string]*output
 	inputs   map[string]*input
-	refusals refusals
+	refusals logging.Every // refused commands logged
 }
 
 // New returns a bridge for cfg (after defaults), publishing on bus. It
@@ -96,6 +98,8 @@ func New(cfg Config, bus Bus, opts Options, log *slog.Logger) *Bridge {
 		log:   log.With("component", "gpio"),
 		ready: make(chan struct{}),
 		cmds:  make(chan command, commandQueue),
+
+		refusals: logging.Every{Interval: refusalLogEvery},
 	}
 }
 
@@ -424,31 +428,9 @@ func (b *Bridge) refuse(c command, err error) {
 
 // warnRefused logs a refused command, rate-limited.
 func (b *Bridge) warnRefused(c command, err error) {
-	if n := b.refusals.note(); n > 0 {
-		b.log.Warn("GPIO command refused", "pin", c.pin, "err", err, "refused", n)
+	if ok, suppressed := b.refusals.Allow(); ok {
+		b.log.Warn("GPIO command refused", "pin", c.pin, "err", err, "refused", suppressed+1)
 	}
-}
-
-// refusals rate-limits the warning about refused commands: the first
-// one is logged, then at most one every refusalLogEvery, with the number
-// refused since the last warning.
-type refusals struct {
-	mu      sync.Mutex
-	last    time.Time
-	pending int
-}
-
-// note counts a refusal and returns how many to report now (0: none).
-func (r *refusals) note() int {
-	r.mu.Lock()
-	defer r.mu.Unlock()
-	r.pending++
-	if !r.last.IsZero() && time.Since(r.last) < refusalLogEvery {
-		return 0
-	}
-	n := r.pending
-	r.last, r.pending = time.Now(), 0
-	return n
 }
 
 // ParseLevel reads a set command's payload: high, on or 1 for high; low,

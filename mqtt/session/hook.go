@@ -11,6 +11,8 @@ import (
 	mqtt "github.com/mochi-mqtt/server/v2"
 	"github.com/mochi-mqtt/server/v2/hooks/storage"
 	"github.com/mochi-mqtt/server/v2/packets"
+
+	"github.com/canopy-iot/canopy/internal/logging"
 )
 
 // Table is where the hook keeps its state (leaf passes a *store.Table).
@@ -48,9 +50,7 @@ type Hook struct {
 	subs     []storage.Subscription
 	inflight []storage.Message
 
-	failMu     sync.Mutex
-	failLogged time.Time
-	failQuiet  int // failures not logged since failLogged
+	failures logging.Every // write failures logged
 }
 
 // session is the hook's view of one persistent session.
@@ -77,7 +77,7 @@ func NewHook(t Table, log *slog.Logger) *Hook {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Hook{t: t, log: log, sessions: make(map[string]*session)}
+	return &Hook{t: t, log: log, sessions: make(map[string]*session), failures: logging.Every{Interval: failLogEvery}}
 }
 
 // ID names the hook in mochi's logs.
@@ -530,16 +530,10 @@ const failLogEvery = time.Minute
 // failed logs a write that failed, at most once per failLogEvery, with
 // how many failures went unlogged since the last line.
 func (h *Hook) failed(clientID, topic string, err error) {
-	h.failMu.Lock()
-	now := time.Now()
-	if now.Sub(h.failLogged) < failLogEvery {
-		h.failQuiet++
-		h.failMu.Unlock()
+	ok, quiet := h.failures.Allow()
+	if !ok {
 		return
 	}
-	quiet := h.failQuiet
-	h.failLogged, h.failQuiet = now, 0
-	h.failMu.Unlock()
 	attrs := []any{"err", err}
 	if clientID != "" {
 		attrs = append(attrs, "client_id", clientID)

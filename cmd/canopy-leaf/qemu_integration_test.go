@@ -1,14 +1,12 @@
 package main
 
 import (
-	"bufio"
 	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -16,6 +14,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 	"github.com/nats-io/nats.go"
 
+	"github.com/canopy-iot/canopy/internal/proctest"
 	"github.com/canopy-iot/canopy/store"
 )
 
@@ -69,11 +68,11 @@ gpio:
 			began = time.Now()
 			p := startEmulated(t, qemu, bin, dir, "run", "--config", cfg)
 			t.Logf("start to ready under %s: %v", target.qemu, time.Since(began).Round(time.Millisecond))
-			if n := p.count("GPIO bridge off"); n != 1 {
-				t.Errorf("GPIO without hardware said %d times, want once:\n%s", n, p.log())
+			if n := strings.Count(p.Log(), "GPIO bridge off"); n != 1 {
+				t.Errorf("GPIO without hardware said %d times, want once:\n%s", n, p.Log())
 			}
 
-			nc, err := nats.Connect(p.natsURL)
+			nc, err := nats.Connect(p.Ready[1])
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -90,7 +89,7 @@ gpio:
 			sub, _ := nc.SubscribeSync("sensors.>")
 			healthSub, _ := nc.SubscribeSync("health")
 			nc.Flush()
-			mc := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://" + p.mqttAddr).SetClientID("sensor").SetConnectTimeout(10 * time.Second))
+			mc := paho.NewClient(paho.NewClientOptions().AddBroker("tcp://" + p.Ready[2]).SetClientID("sensor").SetConnectTimeout(10 * time.Second))
 			if tok := mc.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
 				t.Fatalf("MQTT connect: %v", tok.Error())
 			}
@@ -116,14 +115,14 @@ gpio:
 			t.Logf("health document under %s: %s", target.qemu, m.Data)
 
 			began = time.Now()
-			p.stop(t)
+			stopEmulated(t, p)
 			t.Logf("SIGTERM to exit: %v", time.Since(began).Round(time.Millisecond))
 
 			// A second start reopens what the first one stored.
 			began = time.Now()
 			p = startEmulated(t, qemu, bin, dir, "run", "--config", cfg)
 			t.Logf("restart to ready: %v", time.Since(began).Round(time.Millisecond))
-			p.stop(t)
+			stopEmulated(t, p)
 
 			st, err := store.Open(filepath.Join(dataDir, "streams.db"), store.Options{})
 			if err != nil {
@@ -153,75 +152,23 @@ func crossBuild(t *testing.T, goarch, goarm string) string {
 	return bin
 }
 
-// emulated is a leaf running under qemu-user, with its log kept.
-type emulated struct {
-	cmd      *exec.Cmd
-	natsURL  string
-	mqttAddr string
-	exited   chan error
-	mu       sync.Mutex
-	lines    []string
-}
-
-// startEmulated runs bin under qemu in dir and waits for "leaf ready".
-func startEmulated(t *testing.T, qemu, bin, dir string, args ...string) *emulated {
+// startEmulated runs bin under qemu in dir and waits for "leaf ready"
+// (Ready[1] is its NATS URL, Ready[2] its MQTT address).
+func startEmulated(t *testing.T, qemu, bin, dir string, args ...string) *proctest.Process {
 	t.Helper()
 	cmd := exec.Command(qemu, append([]string{bin}, args...)...)
 	cmd.Dir = dir
-	stderr, err := cmd.StderrPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { cmd.Process.Kill() })
-	p := &emulated{cmd: cmd, exited: make(chan error, 1)}
-	ready := make(chan []string, 1)
-	go func() {
-		sc := bufio.NewScanner(stderr)
-		for sc.Scan() {
-			p.mu.Lock()
-			p.lines = append(p.lines, sc.Text())
-			p.mu.Unlock()
-			if m := leafReadyMQTT.FindStringSubmatch(sc.Text()); m != nil {
-				ready <- m
-			}
-		}
-		p.exited <- cmd.Wait()
-	}()
-	select {
-	case m := <-ready:
-		p.natsURL, p.mqttAddr = m[1], m[2]
-	case err := <-p.exited:
-		t.Fatalf("exited before it was ready: %v\n%s", err, p.log())
-	case <-time.After(60 * time.Second):
-		t.Fatalf("not ready within 60s:\n%s", p.log())
-	}
-	return p
+	return proctest.StartCommand(t, cmd, leafReadyMQTT, 60*time.Second)
 }
 
-func (p *emulated) log() string {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return strings.Join(p.lines, "\n")
-}
-
-func (p *emulated) count(s string) int { return strings.Count(p.log(), s) }
-
-// stop sends SIGTERM and expects exit status 0 within 10s (emulation is
-// slow; natively the leaf has 5s).
-func (p *emulated) stop(t *testing.T) {
+// stopEmulated sends SIGTERM and expects exit status 0 within 10s
+// (emulation is slow; natively the leaf has 5s).
+func stopEmulated(t *testing.T, p *proctest.Process) {
 	t.Helper()
-	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+	if err := p.Cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	select {
-	case err := <-p.exited:
-		if err != nil {
-			t.Fatalf("exit after SIGTERM: %v\n%s", err, p.log())
-		}
-	case <-time.After(10 * time.Second):
-		t.Fatalf("still running 10s after SIGTERM:\n%s", p.log())
+	if err := p.WaitExit(t, 10*time.Second); err != nil {
+		t.Fatalf("exit after SIGTERM: %v\n%s", err, p.Log())
 	}
 }

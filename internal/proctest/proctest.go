@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -65,6 +66,9 @@ type Process struct {
 	Ready []string
 	// Exited receives the result of Cmd.Wait once.
 	Exited chan error
+
+	mu    sync.Mutex
+	lines []string // standard error so far
 }
 
 // Start runs bin with args in dir and waits until a line of its standard
@@ -73,6 +77,13 @@ func Start(t testing.TB, bin, dir string, ready *regexp.Regexp, args ...string) 
 	t.Helper()
 	cmd := exec.Command(bin, args...)
 	cmd.Dir = dir
+	return StartCommand(t, cmd, ready, 30*time.Second)
+}
+
+// StartCommand is Start for a command prepared by the caller (an
+// emulator in front of the binary, say), waiting up to timeout.
+func StartCommand(t testing.TB, cmd *exec.Cmd, ready *regexp.Regexp, timeout time.Duration) *Process {
+	t.Helper()
 	stderr, err := cmd.StderrPipe()
 	if err != nil {
 		t.Fatal(err)
@@ -86,6 +97,9 @@ func Start(t testing.TB, bin, dir string, ready *regexp.Regexp, args ...string) 
 	go func() {
 		sc := bufio.NewScanner(stderr)
 		for sc.Scan() {
+			p.mu.Lock()
+			p.lines = append(p.lines, sc.Text())
+			p.mu.Unlock()
 			if m := ready.FindStringSubmatch(sc.Text()); m != nil {
 				select {
 				case matched <- m:
@@ -96,14 +110,22 @@ func Start(t testing.TB, bin, dir string, ready *regexp.Regexp, args ...string) 
 		io.Copy(io.Discard, stderr)
 		p.Exited <- cmd.Wait()
 	}()
+	name := filepath.Base(cmd.Path)
 	select {
 	case p.Ready = <-matched:
 	case err := <-p.Exited:
-		t.Fatalf("%s exited before it was ready: %v", filepath.Base(bin), err)
-	case <-time.After(30 * time.Second):
-		t.Fatalf("%s not ready within 30s", filepath.Base(bin))
+		t.Fatalf("%s exited before it was ready: %v\n%s", name, err, p.Log())
+	case <-time.After(timeout):
+		t.Fatalf("%s not ready within %v:\n%s", name, timeout, p.Log())
 	}
 	return p
+}
+
+// Log is the process's standard error so far.
+func (p *Process) Log() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return strings.Join(p.lines, "\n")
 }
 
 // WaitExit waits up to timeout for the process to exit and returns its

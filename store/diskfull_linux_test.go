@@ -150,12 +150,10 @@ func helperFileSizeLimit(path, _ string) int {
 	return 0
 }
 
-// TestFileSizeLimit is the disk-full test without root: a file size
-// limit makes writes fail with EFBIG, which the store reports as
-// ErrDiskFull just like ENOSPC.
-func TestFileSizeLimit(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "store.db")
-	cmd, _, out := startHelper(t, "fsize", path, "")
+// helperOutput runs a helper to its end and returns what it printed.
+func helperOutput(t *testing.T, name, path string) []byte {
+	t.Helper()
+	cmd, _, out := startHelper(t, name, path, "")
 	all, err := io.ReadAll(out)
 	if err != nil {
 		t.Fatal(err)
@@ -163,6 +161,15 @@ func TestFileSizeLimit(t *testing.T) {
 	if err := cmd.Wait(); err != nil {
 		t.Fatalf("helper: %v\n%s", err, all)
 	}
+	return all
+}
+
+// TestFileSizeLimit is the disk-full test without root: a file size
+// limit makes writes fail with EFBIG, which the store reports as
+// ErrDiskFull just like ENOSPC.
+func TestFileSizeLimit(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "store.db")
+	all := helperOutput(t, "fsize", path)
 	var (
 		appended []uint64
 		full     bool
@@ -249,14 +256,7 @@ func helperTableFileSizeLimit(path, _ string) int {
 // and every Put that returned before it is still there after a reopen.
 func TestTableFileSizeLimit(t *testing.T) {
 	path := filepath.Join(t.TempDir(), "store.db")
-	cmd, _, out := startHelper(t, "tablefsize", path, "")
-	all, err := io.ReadAll(out)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := cmd.Wait(); err != nil {
-		t.Fatalf("helper: %v\n%s", err, all)
-	}
+	all := helperOutput(t, "tablefsize", path)
 	var (
 		put  int
 		full bool

@@ -41,6 +41,10 @@ type Program[T any] struct {
 	// starting anything; check-config runs it too, for the checks only
 	// the parts can make.
 	New func(cfg T, log *slog.Logger) (Runner[T], error)
+	// Commands, when set, returns the binary's own subcommands (beside
+	// run, check-config, version and the service commands). load reads
+	// the configuration the way run does, from --config and the flags.
+	Commands func(load func() (T, error), stdout, stderr io.Writer) []*cobra.Command
 }
 
 // Runner is a binary's running parts. A Runner that also has
@@ -117,6 +121,9 @@ func Main[T any](ctx context.Context, p Program[T], args []string, stdout, stder
 		},
 	)
 	root.AddCommand(serviceCommands(p.Name, p.DefaultConfig, stdout)...)
+	if p.Commands != nil {
+		root.AddCommand(p.Commands(load, stdout, stderr)...)
+	}
 
 	err := root.Execute()
 	var cfgErr *ConfigError

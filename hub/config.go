@@ -48,6 +48,9 @@ type Config struct {
 	JetStream JetStream          `yaml:"jetstream"`
 	LeafNodes LeafNodes          `yaml:"leafnodes"`
 	Accounts  map[string]Account `yaml:"accounts"`
+	// Operator turns on operator mode (tenants, devices, enrollment); it
+	// replaces Accounts.
+	Operator Operator `yaml:"operator"`
 
 	// NATSConfig is the path of a nats-server configuration file read first
 	// by nats-server's own parser, for settings Canopy does not model. The
@@ -175,7 +178,7 @@ func (c Config) WithDefaults() Config {
 	if c.JetStream.StoreDir == "" {
 		c.JetStream.StoreDir = DefaultStoreDir
 	}
-	return c
+	return c.operatorDefaults()
 }
 
 // Validate reports every problem in c at once, each as a *config.Error
@@ -204,6 +207,7 @@ func (c Config) Validate() error {
 	c.validateJetStream(&errs)
 	checkTLS(&errs, "leafnodes.tls", c.LeafNodes.TLS)
 	c.validateAccounts(&errs)
+	c.validateOperator(&errs)
 	if c.NATSConfig != "" {
 		checkReadable(&errs, "nats_config", c.NATSConfig)
 	}

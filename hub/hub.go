@@ -6,11 +6,14 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"reflect"
 	"strconv"
 	"sync"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/canopy-iot/canopy/hub/fleet"
 )
 
 // readyTimeout bounds how long Run waits for nats-server's listeners after
@@ -26,6 +29,9 @@ type Hub struct {
 	nlog  *natsLogger
 	ns    *server.Server
 	ready chan struct{}
+
+	op     *operatorState // nil unless in operator mode
+	enroll *enrollServer  // nil unless enrollment is on
 }
 
 // New checks cfg (after applying defaults) and prepares the embedded
@@ -39,7 +45,17 @@ func New(cfg Config, log *slog.Logger) (*Hub, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
-	opts, err := cfg.options()
+	var op *operatorState
+	if cfg.Operator.On() {
+		keys, err := fleet.Open(cfg.Operator.KeyDir, log)
+		if err != nil {
+			return nil, fmt.Errorf("operator.key_dir: %w", err)
+		}
+		if op, err = openOperator(cfg.Operator, keys); err != nil {
+			return nil, err
+		}
+	}
+	opts, err := cfg.options(op)
 	if err != nil {
 		return nil, err
 	}
@@ -47,7 +63,7 @@ func New(cfg Config, log *slog.Logger) (*Hub, error) {
 	if err != nil {
 		return nil, fmt.Errorf("nats-server options: %w", err)
 	}
-	h := &Hub{cfg: cfg, log: log, nlog: newNATSLogger(log), ns: ns, ready: make(chan struct{})}
+	h := &Hub{cfg: cfg, log: log, nlog: newNATSLogger(log), ns: ns, ready: make(chan struct{}), op: op}
 	ns.SetLoggerV2(h.nlog, opts.Debug, opts.Trace, false)
 	return h, nil
 }
@@ -80,6 +96,10 @@ func (h *Hub) Run(ctx context.Context) error {
 		return fmt.Errorf("start nats-server: %w", err)
 	}
 	if err := h.enableAccountJetStream(); err != nil {
+		h.stop(false)
+		return err
+	}
+	if err := h.startEnroll(); err != nil {
 		h.stop(false)
 		return err
 	}
@@ -125,6 +145,7 @@ func (h *Hub) waitListeners(ctx context.Context) error {
 }
 
 func (h *Hub) stop(graceful bool) {
+	h.stopEnroll()
 	h.mu.Lock()
 	lameDuck := h.cfg.LameDuck.Std()
 	h.mu.Unlock()
@@ -170,7 +191,13 @@ func (h *Hub) Reload(cfg Config) error {
 	if err := cfg.Validate(); err != nil {
 		return err
 	}
-	opts, err := cfg.options()
+	h.mu.Lock()
+	running := h.cfg.Operator
+	h.mu.Unlock()
+	if !reflect.DeepEqual(cfg.Operator, running) {
+		return errors.New("reload: operator settings changed: restart the hub to apply them")
+	}
+	opts, err := cfg.options(h.op)
 	if err != nil {
 		return err
 	}

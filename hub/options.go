@@ -14,8 +14,9 @@ import (
 
 // options translates a validated, defaulted Config into nats-server
 // options. Canopy's settings (defaults included) win over the nats_config
-// file, which only supplies what Canopy does not model.
-func (c Config) options() (*server.Options, error) {
+// file, which only supplies what Canopy does not model. op is operator
+// mode's state, nil when it is off.
+func (c Config) options(op *operatorState) (*server.Options, error) {
 	opts := &server.Options{}
 	if c.NATSConfig != "" {
 		var err error
@@ -74,6 +75,9 @@ func (c Config) options() (*server.Options, error) {
 		}
 	}
 	c.accountOptions(opts)
+	if op != nil {
+		op.apply(opts)
+	}
 	if opts.SystemAccount == "" {
 		// nats-server creates $SYS anyway; declaring it is what lets
 		// leafnodes and gateways be configured together.

@@ -52,4 +52,5 @@ var Program = appliance.Program[hub.Config]{
 	New: func(c hub.Config, log *slog.Logger) (appliance.Runner[hub.Config], error) {
 		return hub.New(c, log)
 	},
+	Commands: commands,
 }

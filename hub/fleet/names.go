@@ -1,0 +1,109 @@
+package fleet
+
+import (
+	"path/filepath"
+	"strings"
+
+	"github.com/nats-io/jwt/v2"
+)
+
+// The key directory's layout. Changing a name strands existing directories.
+const (
+	operatorSeedFile    = "operator.nk"
+	operatorJWTFile     = "operator.jwt"
+	operatorSigningFile = "operator-signing.nk"
+	enrollSeedFile      = "enroll.nk"
+	accountsDir         = "accounts"
+	accountSeedFile     = "account.nk"
+	accountJWTFile      = "account.jwt"
+	signingSeedFile     = "signing.nk"
+	firmwareSeedFile    = "firmware.nk"
+	adminCredsFile      = "admin.creds"
+	devicesDir          = "devices"
+	deviceJWTExt        = ".jwt"
+	tokensDir           = "tokens"
+	usedDir             = "used"
+	removedDir          = "removed"
+)
+
+// Names inside the JWTs.
+const (
+	operatorName      = "canopy"
+	systemAccountName = "SYS"
+	adminUserName     = "canopy-admin"
+	tenantTag         = "canopy-tenant"
+	createdTagPrefix  = "created:" // + unix seconds; survives re-signing
+	removedTagPrefix  = "removed:" // + unix seconds, on a tombstone
+	deviceTagPrefix   = "tenant:"  // + tenant name (jwt lowercases tags)
+)
+
+// tokenPrefix starts every enrollment token: CNT1.<payload>.<signature>.
+const tokenPrefix = "CNT1"
+
+func usedTokensPath(dir string) string { return filepath.Join(dir, tokensDir, usedDir) }
+
+// direction says whether a device may publish or subscribe to a subject.
+type direction bool
+
+const (
+	publish   direction = true
+	subscribe direction = false
+)
+
+// devicePermissionTable is every subject a device may use; {d} stands for
+// the device's name. The leaf's defaults depend on each line, and the hub's
+// JetStream assets (stream TELEMETRY, stream COMMANDS with one consumer per
+// device, object store "firmware", buckets "fw-desired", "fw-status" and
+// "devices") give them their meaning.
+var devicePermissionTable = []struct {
+	dir     direction
+	subject string
+}{
+	{publish, "telemetry.{d}.>"},                                     // telemetry sync: readings into stream TELEMETRY
+	{publish, "$JS.API.DIRECT.GET.TELEMETRY.telemetry.{d}.>"},        // duplicate check after long outages: what the hub already holds
+	{publish, "$JS.API.CONSUMER.CREATE.COMMANDS.{d}.cmd.{d}.>"},      // downlink command consumer: create the device's durable
+	{publish, "$JS.API.CONSUMER.INFO.COMMANDS.{d}"},                  // downlink command consumer: look it up
+	{publish, "$JS.API.CONSUMER.MSG.NEXT.COMMANDS.{d}"},              // downlink command consumer: pull commands
+	{publish, "$JS.ACK.COMMANDS.{d}.>"},                              // downlink command consumer: acknowledge them
+	{publish, "$JS.API.DIRECT.GET.OBJ_firmware"},                     // firmware download: chunks of the "firmware" object store
+	{publish, "$JS.API.DIRECT.GET.KV_fw-desired.$KV.fw-desired.{d}"}, // firmware desired version: read it at start
+	{publish, "$KV.fw-status.{d}"},                                   // firmware status: report progress
+	{publish, "fw.events.{d}"},                                       // firmware status: events for the operator
+	{publish, "$KV.devices.{d}"},                                     // heartbeat: the device's entry in bucket "devices"
+	{subscribe, "_INBOX.{d}.>"},                                      // replies to all of the requests above
+	{subscribe, "cmd.{d}.>"},                                         // downlink command consumer: commands addressed to the device
+	{subscribe, "$KV.fw-desired.{d}"},                                // firmware desired version: changes as they happen
+}
+
+// DevicePermissions is what a device's user JWT allows: its own telemetry,
+// commands, firmware and heartbeat subjects, and nothing of other devices.
+func DevicePermissions(device string) jwt.Permissions {
+	var p jwt.Permissions
+	for _, e := range devicePermissionTable {
+		s := strings.ReplaceAll(e.subject, "{d}", device)
+		if e.dir == publish {
+			p.Pub.Allow.Add(s)
+		} else {
+			p.Sub.Allow.Add(s)
+		}
+	}
+	return p
+}
+
+// ValidName reports whether s may name a tenant or a device: 1 to 64 of
+// A-Z, a-z, 0-9, '_' and '-', not starting with '-'. Such a name is one
+// token of a subject, a file name and a JetStream consumer name at once.
+func ValidName(s string) bool {
+	if len(s) < 1 || len(s) > 64 || s[0] == '-' {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z', c >= '0' && c <= '9', c == '_', c == '-':
+		default:
+			return false
+		}
+	}
+	return true
+}

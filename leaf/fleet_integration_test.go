@@ -1,0 +1,231 @@
+package leaf_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/canopy-iot/canopy/hub"
+	"github.com/canopy-iot/canopy/hub/fleet"
+	"github.com/canopy-iot/canopy/internal/testlog"
+	waitfor "github.com/canopy-iot/canopy/internal/wait"
+	"github.com/canopy-iot/canopy/leaf"
+	"github.com/canopy-iot/canopy/leaf/uplink"
+)
+
+// operatorHub runs a hub in operator mode with tenants t1 and t2, and
+// returns it with its keys and an admin connection.
+func operatorHub(t *testing.T) (*hub.Hub, *fleet.Keys, *hub.Admin) {
+	t.Helper()
+	keys, err := fleet.Init(filepath.Join(t.TempDir(), "keys"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, log := testlog.New(0)
+	h, err := hub.New(hub.Config{
+		Listen:     "127.0.0.1:0",
+		HTTPListen: hub.Off,
+		LeafNodes:  hub.LeafNodes{Listen: "127.0.0.1:0"},
+		JetStream:  hub.JetStream{StoreDir: t.TempDir()},
+		Operator:   hub.Operator{KeyDir: keys.Dir(), EnrollListen: "127.0.0.1:0"},
+	}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- h.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("hub: %v", err)
+		}
+	})
+	select {
+	case <-h.Ready():
+	case err := <-done:
+		t.Fatalf("hub: %v", err)
+	}
+	admin := hub.NewAdmin(h.ClientURL(), nil, keys)
+	for _, tenant := range []string{"t1", "t2"} {
+		_, accountJWT, err := keys.AddTenant(tenant, fleet.DefaultLimits())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := admin.PushAccount(accountJWT); err != nil {
+			t.Fatal(err)
+		}
+		if err := admin.EnsureTenantAssets(context.Background(), tenant, 1); err != nil {
+			t.Fatal(err)
+		}
+	}
+	return h, keys, admin
+}
+
+// deviceCreds writes a new device's credentials to a file.
+func deviceCreds(t *testing.T, keys *fleet.Keys, tenant, device string) string {
+	t.Helper()
+	creds, err := keys.AddDevice(tenant, device)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), device+".creds")
+	if err := os.WriteFile(path, creds, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// tenantConn connects to the hub as a tenant's administrator.
+func tenantConn(t *testing.T, h *hub.Hub, keys *fleet.Keys, tenant string) *nats.Conn {
+	t.Helper()
+	creds, err := keys.AdminCreds(tenant, time.Hour)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), tenant+"-admin.creds")
+	os.WriteFile(path, creds, 0o600)
+	nc, err := nats.Connect(h.ClientURL(), nats.UserCredentials(path))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	return nc
+}
+
+// linkedLeaf runs a leaf with MQTT whose uplink authenticates with creds,
+// and waits until the link is up.
+func linkedLeaf(t *testing.T, h *hub.Hub, creds string) *leaf.Node {
+	t.Helper()
+	n, _, _ := runLeaf(t, leafWithMQTT(func(c *leaf.Config) {
+		c.ServerName = ""
+		c.Uplink = uplink.Config{URLs: []string{h.LeafNodeURL()}, Credentials: creds}
+	}))
+	waitfor.For(t, 10*time.Second, func() error {
+		if s := n.Uplink().Stats(); !s.Connected {
+			return errorString("uplink not connected: " + s.LastError)
+		}
+		return nil
+	})
+	return n
+}
+
+type errorString string
+
+func (e errorString) Error() string { return string(e) }
+
+func TestFleetIsolationFromTheDevice(t *testing.T) {
+	h, keys, _ := operatorHub(t)
+	n := linkedLeaf(t, h, deviceCreds(t, keys, "t1", "dev-a"))
+	deviceCreds(t, keys, "t1", "dev-b")
+	t1, t2 := tenantConn(t, h, keys, "t1"), tenantConn(t, h, keys, "t2")
+	seen1, _ := t1.SubscribeSync("telemetry.>")
+	seen2, _ := t2.SubscribeSync(">")
+	t1.Flush()
+	t2.Flush()
+
+	// Up: publishes from A's leaf (NATS and MQTT) into B's subjects and
+	// into subjects outside A's never reach the hub. A marker A may send
+	// follows them on the same link, so when it arrives, they would have.
+	local := natsConn(t, n)
+	sensor := mqttClient(t, n.MQTT().Addr(), "sensor-a", nil)
+	// sendMarker repeats a marker of A's own until the hub has it: until
+	// the hub's interest reached the leaf, it may stay local. Anything
+	// else from A arriving first fails the test.
+	sendMarker := func(subj string) {
+		waitfor.For(t, 10*time.Second, func() error {
+			local.Publish(subj, nil)
+			for {
+				m, err := seen1.NextMsg(200 * time.Millisecond)
+				if err != nil {
+					return err
+				}
+				switch {
+				case m.Subject == subj:
+					return nil
+				case !strings.HasPrefix(m.Subject, "telemetry.dev-a.marker"):
+					t.Fatalf("the hub got %s from device A", m.Subject)
+				}
+			}
+		})
+	}
+	sendMarker("telemetry.dev-a.marker1")
+	for _, subj := range []string{"telemetry.dev-b.temp", "cmd.dev-b.x", "other.subject"} {
+		local.Publish(subj, []byte("nats"))
+		publish(t, sensor, strings.ReplaceAll(subj, ".", "/"), 1, false, "mqtt")
+	}
+	local.Flush()
+	sendMarker("telemetry.dev-a.marker2")
+
+	// Down: subscriptions on A's leaf to B's commands and to tenant-wide
+	// subjects get nothing; A's own commands arrive, after anything the
+	// hub would have sent them first.
+	mine, theirs := newCollector(), newCollector()
+	listener := mqttClient(t, n.MQTT().Addr(), "listener-a", nil)
+	subscribe(t, listener, "cmd/dev-b/#", 1, theirs)
+	subscribe(t, listener, "telemetry/#", 1, theirs)
+	subscribe(t, listener, "cmd/dev-a/#", 1, mine)
+	natsTheirs, _ := local.SubscribeSync("cmd.dev-b.>")
+	local.Flush()
+	waitfor.For(t, 10*time.Second, func() error {
+		t1.Publish("cmd.dev-a.ping", nil)
+		select {
+		case <-mine.ch:
+			return nil
+		case <-time.After(200 * time.Millisecond):
+			return errorString("device A's own command did not arrive")
+		}
+	})
+	t1.Publish("cmd.dev-b.reboot", []byte("for B"))
+	t1.Publish("telemetry.dev-b.temp", []byte("B's data"))
+	t1.Publish("cmd.dev-a.last", nil)
+	for m := mine.next(t); m.topic != "cmd/dev-a/last"; m = mine.next(t) {
+	}
+	theirs.none(t)
+	if m, err := natsTheirs.NextMsg(0); err == nil {
+		t.Fatalf("NATS client on A's leaf got %s", m.Subject)
+	}
+	// And tenant t2 saw nothing of t1 at all.
+	t2.Publish("t2.marker", nil)
+	if m, err := seen2.NextMsg(10 * time.Second); err != nil || m.Subject != "t2.marker" {
+		t.Fatalf("tenant t2 saw %v (err %v) before its own marker", m, err)
+	}
+}
+
+func TestFleetRevokedLeafIsCutOffAndStaysOut(t *testing.T) {
+	h, keys, admin := operatorHub(t)
+	n := linkedLeaf(t, h, deviceCreds(t, keys, "t1", "pi-001"))
+	generation := n.Uplink().Generation()
+
+	accountJWT, err := keys.RevokeDevice("t1", "pi-001")
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	if _, err := admin.PushAccount(accountJWT); err != nil {
+		t.Fatal(err)
+	}
+	waitfor.For(t, 5*time.Second, func() error {
+		if n.Uplink().Up() {
+			return errorString("leaf still linked")
+		}
+		return nil
+	})
+	t.Logf("revoked leaf cut off %v after the push", time.Since(start).Round(time.Millisecond))
+	// It keeps trying and the hub keeps refusing: after several failed
+	// attempts it has never linked again.
+	waitfor.For(t, 15*time.Second, func() error {
+		if s := n.Uplink().Stats(); !strings.Contains(strings.ToLower(s.LastError), "authorization") {
+			return errorString("last error: " + s.LastError)
+		}
+		return nil
+	})
+	if g := n.Uplink().Generation(); g != generation {
+		t.Fatalf("revoked leaf linked again (%d links, was %d)", g, generation)
+	}
+}

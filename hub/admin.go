@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/canopy-iot/canopy/firmware"
 	"github.com/canopy-iot/canopy/hub/fleet"
 )
 
@@ -156,10 +157,11 @@ func (a *Admin) ClusterSize() (int, error) {
 const (
 	TelemetryStream = "TELEMETRY"
 	CommandStream   = "COMMANDS"
-	FirmwareBucket  = "firmware"   // Object Store: artifacts and manifests
-	DesiredBucket   = "fw-desired" // KV: the firmware each device should run
-	StatusBucket    = "fw-status"  // KV: each device's firmware state
-	DevicesBucket   = "devices"    // KV: each device's heartbeat
+	FirmwareBucket  = firmware.Bucket         // Object Store: artifacts and manifests
+	DesiredBucket   = firmware.DesiredBucket  // KV: the firmware each device should run
+	StatusBucket    = firmware.StatusBucket   // KV: each device's firmware state
+	RolloutsBucket  = firmware.RolloutsBucket // KV: rollouts, kept by the hub
+	DevicesBucket   = "devices"               // KV: each device's heartbeat
 	DuplicateWindow = 2 * time.Minute
 )
 
@@ -221,6 +223,7 @@ func (a *Admin) EnsureTenantAssets(ctx context.Context, tenant string, replicas 
 	for _, kv := range []jetstream.KeyValueConfig{
 		{Bucket: DesiredBucket, Description: "firmware each device should run", Replicas: replicas},
 		{Bucket: StatusBucket, Description: "firmware state of each device", Replicas: replicas},
+		{Bucket: RolloutsBucket, Description: "firmware rollouts", Replicas: replicas},
 		{Bucket: DevicesBucket, Description: "device heartbeats", Replicas: replicas},
 	} {
 		if _, err := js.CreateKeyValue(ctx, kv); err != nil && !errors.Is(err, jetstream.ErrBucketExists) {

@@ -230,7 +230,7 @@ func TestFleetTenantJetStreamLimits(t *testing.T) {
 	h := startHub(t, operatorConfig(t, keys))
 	admin := hub.NewAdmin(h.ClientURL(), nil, keys)
 	lim := fleet.DefaultLimits()
-	lim.Streams = 7 // the six assets and one more
+	lim.Streams = 8 // the seven assets and one more
 	addTenant(t, admin, keys, "small", lim, 1)
 	js, err := jetstream.New(adminConn(t, h.ClientURL(), keys, "small"))
 	if err != nil {
@@ -238,11 +238,11 @@ func TestFleetTenantJetStreamLimits(t *testing.T) {
 	}
 	ctx := context.Background()
 	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "EXTRA1", Subjects: []string{"extra1"}}); err != nil {
-		t.Fatalf("7th stream refused: %v", err)
+		t.Fatalf("8th stream refused: %v", err)
 	}
 	_, err = js.CreateStream(ctx, jetstream.StreamConfig{Name: "EXTRA2", Subjects: []string{"extra2"}})
 	if err == nil || !strings.Contains(err.Error(), "maximum number of streams") {
-		t.Fatalf("8th stream: %v, want the account's stream limit", err)
+		t.Fatalf("9th stream: %v, want the account's stream limit", err)
 	}
 	// Storage beyond the account's limit is refused too.
 	_, err = js.CreateStream(ctx, jetstream.StreamConfig{Name: "EXTRA1", Subjects: []string{"extra1"}, MaxBytes: 2 * lim.JetStreamStorage})

@@ -103,6 +103,10 @@ func (h *Hub) Run(ctx context.Context) error {
 		h.stop(false)
 		return err
 	}
+	if err := h.startRollouts(); err != nil {
+		h.stop(false)
+		return err
+	}
 	h.log.Info("hub ready", "server_name", h.ns.Name(), "client", h.ClientURL(),
 		"leafnodes", h.LeafNodeURL(), "monitor", h.MonitorURL())
 	close(h.ready)
@@ -145,6 +149,7 @@ func (h *Hub) waitListeners(ctx context.Context) error {
 }
 
 func (h *Hub) stop(graceful bool) {
+	h.stopRollouts()
 	h.stopEnroll()
 	h.mu.Lock()
 	lameDuck := h.cfg.LameDuck.Std()

@@ -157,7 +157,10 @@ func testBinaries(t *testing.T, dist, version string, built map[string][]string)
 }
 
 // testDefaultConfigs runs the host's packaged binaries on their packaged
-// default configurations.
+// default configurations, with the paths under /etc/canopy and
+// /var/lib/canopy moved into a scratch directory. For the hub it first
+// makes what postinst makes on a first install: the certificates and the
+// key directory the configuration names.
 func testDefaultConfigs(t *testing.T, dist, host string) {
 	for _, p := range products {
 		tarball := filepath.Join(dist, TarballName(p.Name, host))
@@ -166,8 +169,14 @@ func testDefaultConfigs(t *testing.T, dist, host string) {
 		if err := os.WriteFile(bin, tarFile(t, tarball, p.Name), 0o755); err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(cfg, tarFile(t, tarball, p.Short+".yaml"), 0o644); err != nil {
+		moved := strings.NewReplacer("/etc/canopy/", dir+"/etc/canopy/", "/var/lib/canopy/", dir+"/var/lib/canopy/").
+			Replace(string(tarFile(t, tarball, p.Short+".yaml")))
+		if err := os.WriteFile(cfg, []byte(moved), 0o644); err != nil {
 			t.Fatal(err)
+		}
+		if p.Short == "hub" { // the commands postinst runs
+			runOK(t, bin, "tls", "init", "--dir", dir+"/etc/canopy/tls")
+			runOK(t, bin, "init", "--config", cfg, "--key-dir", dir+"/var/lib/canopy/hub/keys")
 		}
 		out, err := exec.Command(bin, "check-config", "--config", cfg).CombinedOutput()
 		if err != nil || !strings.Contains(string(out), "configuration OK") {

@@ -1,6 +1,7 @@
 package hubapp
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"crypto/x509"
@@ -46,14 +47,15 @@ func commands(load func() (hub.Config, error), stdout, stderr io.Writer) []*cobr
 	tenant.AddCommand(p.tenantAdd(), p.tenantList(), p.tenantRemove(), p.tenantSync())
 	device := &cobra.Command{Use: "device", Short: "Add, list and revoke devices; issue enrollment tokens"}
 	device.AddCommand(p.deviceAdd(), p.deviceList(), p.deviceRevoke(), p.deviceToken())
-	cmds := []*cobra.Command{p.initCmd(), tenant, device}
+	cmds := []*cobra.Command{p.initCmd(), tenant, device, p.firmwareCommand()}
 	for _, c := range cmds {
 		c.PersistentFlags().StringVar(&p.keyDir, "key-dir", "", "key directory (default operator.key_dir, else "+DefaultKeyDir+")")
 	}
-	for _, c := range []*cobra.Command{tenant, device} {
+	for _, c := range []*cobra.Command{tenant, device, cmds[3]} {
 		c.PersistentFlags().StringVar(&p.server, "server", "", "hub client URL for pushing changes (default from listen and tls)")
 		c.PersistentFlags().StringVar(&p.caFile, "ca", "", "CA file verifying the hub's TLS certificate (default tls.ca_file)")
 	}
+	cmds = append(cmds, tlsCommand(stdout, stderr))
 	return cmds
 }
 
@@ -163,17 +165,16 @@ func (p *provisioning) initCmd() *cobra.Command {
 			if _, err := p.config(); err != nil {
 				return err
 			}
-			if err := os.MkdirAll(p.keyDir, 0o700); err != nil {
-				return fmt.Errorf("create key directory: %w", err)
-			}
-			log, closeLog, err := p.logger()
-			if err != nil {
-				return err
-			}
-			defer closeLog()
+			// fleet.Init wants an empty directory: its audit line is kept
+			// aside and appended once the directory exists.
+			var audit bytes.Buffer
+			log := slog.New(slog.NewMultiHandler(logging.New(p.stderr, new(slog.LevelVar)).Handler(), slog.NewJSONHandler(&audit, nil)))
 			keys, err := fleet.Init(p.keyDir, log)
 			if err != nil {
 				return err
+			}
+			if err := os.WriteFile(filepath.Join(p.keyDir, AuditLog), audit.Bytes(), 0o600); err != nil {
+				return fmt.Errorf("write audit log: %w", err)
 			}
 			abs, _ := filepath.Abs(keys.Dir())
 			fmt.Fprintf(p.stdout, "operator %s created in %s\n", keys.OperatorPublicKey(), abs)

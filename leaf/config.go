@@ -1,6 +1,7 @@
 package leaf
 
 import (
+	"fmt"
 	"os"
 	"slices"
 	"strings"
@@ -11,6 +12,7 @@ import (
 	"github.com/canopy-iot/canopy/leaf/health"
 	"github.com/canopy-iot/canopy/leaf/natsd"
 	"github.com/canopy-iot/canopy/leaf/stream"
+	"github.com/canopy-iot/canopy/leaf/subject"
 	"github.com/canopy-iot/canopy/leaf/uplink"
 	"github.com/canopy-iot/canopy/mqtt"
 )
@@ -21,8 +23,9 @@ import (
 type Config struct {
 	// Version of the file format; must be 1.
 	Version int `yaml:"version"`
-	// ServerName names this device to local clients (and, later, to the
-	// hub). Default: the host name.
+	// ServerName names this device to local clients, and to the hub
+	// unless uplink.credentials names it (see DeviceID). Default: the
+	// device id in uplink.credentials, else the host name.
 	ServerName string `yaml:"server_name"`
 	// DataDir holds the leaf's state. Default: ./canopy-leaf-data.
 	DataDir string `yaml:"data_dir"`
@@ -56,8 +59,13 @@ func (c Config) WithDefaults() Config {
 	if c.Version == 0 {
 		c.Version = config.CurrentVersion
 	}
+	// An enrolled device goes by the name the hub gave it; a file that
+	// cannot be read is reported by Validate.
+	id, _ := c.credentialsID()
 	if c.ServerName == "" {
-		if h, err := os.Hostname(); err == nil {
+		if id != "" {
+			c.ServerName = id
+		} else if h, err := os.Hostname(); err == nil {
 			c.ServerName = h
 		}
 	}
@@ -69,7 +77,10 @@ func (c Config) WithDefaults() Config {
 	}
 	c.NATS = c.NATS.WithDefaults()
 	c.MQTT = c.MQTT.WithDefaults()
-	c.Uplink = c.Uplink.WithDefaults(c.ServerName)
+	if id == "" {
+		id = c.ServerName
+	}
+	c.Uplink = c.Uplink.WithDefaults(id) // the hub knows the device by its id
 	streams := make([]stream.Config, len(c.Streams))
 	for i, s := range c.Streams {
 		streams[i] = s.WithDefaults()
@@ -78,6 +89,34 @@ func (c Config) WithDefaults() Config {
 	c.GPIO = c.GPIO.WithDefaults()
 	c.Health = c.Health.WithDefaults()
 	return c
+}
+
+// DeviceID is the device's id at the hub: the {device} of the streams'
+// upstream subjects and Nats-Msg-Id, and of the health subject. With
+// uplink.credentials it is the name in the credentials' user JWT, which
+// the hub issued: the device id comes from its credentials, not from what
+// the device claims. Without, it is server_name. Call it on a validated
+// configuration; the error is the credentials file's.
+func (c Config) DeviceID() (string, error) {
+	if c.Uplink.Credentials == "" {
+		return c.ServerName, nil
+	}
+	id, err := c.credentialsID()
+	if err != nil {
+		return "", fmt.Errorf("uplink.credentials: %w", err)
+	}
+	if id == "" {
+		return "", fmt.Errorf("uplink.credentials %s: the user JWT has no name: the device id comes from it", c.Uplink.Credentials)
+	}
+	return id, nil
+}
+
+// credentialsID is the name in uplink.credentials, "" without that file.
+func (c Config) credentialsID() (string, error) {
+	if c.Uplink.Credentials == "" {
+		return "", nil
+	}
+	return uplink.CredentialsName(c.Uplink.Credentials)
 }
 
 // Validate reports every problem at once, each naming its setting.
@@ -95,6 +134,19 @@ func (c Config) Validate() error {
 	errs.Add(config.Nest("nats", c.NATS.Validate()))
 	errs.Add(config.Nest("mqtt", c.MQTT.Validate()))
 	errs.Add(config.Nest("uplink", c.Uplink.Validate()))
+	if c.Uplink.Credentials != "" {
+		id, err := c.credentialsID()
+		switch {
+		case err != nil:
+			if !c.Uplink.Enabled() { // else the uplink's checks said so
+				errs.Addf("uplink.credentials", "%v", err)
+			}
+		case id == "":
+			errs.Addf("uplink.credentials", "the user JWT has no name: the device id comes from it")
+		case !subject.ValidPublish(id) || strings.Contains(id, "."):
+			errs.Addf("uplink.credentials", "the device id %q (the user JWT's name) cannot be a subject token", id)
+		}
+	}
 	errs.Add(config.Nest("streams", stream.Validate(c.Streams)))
 	errs.Add(config.Nest("gpio", c.GPIO.Validate()))
 	errs.Add(config.Nest("health", c.Health.Validate()))

@@ -55,7 +55,7 @@ func (n *Node) newDevice() {
 		n.gpio = gpio.New(n.cfg.GPIO, localBus{n.nats.NewInternal("gpio"), n}, gpio.Options{}, n.log)
 	}
 	if n.cfg.Health.On() {
-		n.health = health.New(n.cfg.Health, n.cfg.ServerName, n.cfg.DataDir, localBus{n.nats.NewInternal("health"), n}, n.log)
+		n.health = health.New(n.cfg.Health, n.device, n.cfg.DataDir, localBus{n.nats.NewInternal("health"), n}, n.log)
 	}
 }
 

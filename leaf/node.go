@@ -20,6 +20,7 @@ import (
 // Node is one running canopy-leaf.
 type Node struct {
 	cfg      Config
+	device   string // the device id at the hub (Config.DeviceID)
 	log      *slog.Logger
 	nats     *natsd.Server
 	uplink   *uplink.Uplink // nil without a hub
@@ -53,13 +54,23 @@ func New(cfg Config, log *slog.Logger) (*Node, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	device, err := cfg.DeviceID()
+	if err != nil {
+		return nil, err
+	}
+	if device != cfg.ServerName {
+		// server_name defaults to the credentials' device id, so it was
+		// set, and it is not what the hub knows the device by.
+		log.Warn("server_name differs from the device id in uplink.credentials; the credentials' device id is used at the hub",
+			"server_name", cfg.ServerName, "device", device)
+	}
 	ns, err := natsd.New(cfg.NATS, cfg.ServerName, log)
 	if err != nil {
 		return nil, err
 	}
-	n := &Node{cfg: cfg, log: log, nats: ns, ready: make(chan struct{})}
+	n := &Node{cfg: cfg, device: device, log: log, nats: ns, ready: make(chan struct{})}
 	if cfg.Uplink.Enabled() {
-		if n.uplink, err = uplink.New(cfg.Uplink, cfg.ServerName, ns, log); err != nil {
+		if n.uplink, err = uplink.New(cfg.Uplink, device, ns, log); err != nil {
 			return nil, err
 		}
 		ns.SetUplink(n.uplink)
@@ -111,7 +122,7 @@ func (n *Node) Run(ctx context.Context) error {
 			link = n.uplink
 		}
 		var err error
-		if n.streams, err = stream.New(n.cfg.Streams, n.cfg.ServerName, n.store, n.nats, link, n.log); err != nil {
+		if n.streams, err = stream.New(n.cfg.Streams, n.device, n.store, n.nats, link, n.log); err != nil {
 			return err
 		}
 	}
@@ -167,7 +178,7 @@ func (n *Node) Run(ctx context.Context) error {
 			return stopAll(err)
 		}
 	}
-	attrs := []any{"server_name", n.cfg.ServerName, "nats", n.NATSURL(), "data_dir", n.cfg.DataDir, "uplink", n.cfg.Uplink.URLs}
+	attrs := []any{"server_name", n.cfg.ServerName, "device", n.device, "nats", n.NATSURL(), "data_dir", n.cfg.DataDir, "uplink", n.cfg.Uplink.URLs}
 	if n.mqtt != nil {
 		attrs = append(attrs, "mqtt", n.mqtt.Addr())
 	}

@@ -1,7 +1,7 @@
 // Package leafapp wires canopy-leaf into the shared command line: its
-// settings and flags, loading leaf.yaml, and running the leaf. Only
-// cmd/canopy-leaf imports it; it must never import hub (the leaf binary
-// does not link nats-server).
+// settings and flags, loading leaf.yaml, running the leaf, and its own
+// commands (enroll, over leaf/enroll). Only cmd/canopy-leaf imports it; it
+// must never import hub (the leaf binary does not link nats-server).
 package leafapp
 
 import (
@@ -53,4 +53,5 @@ var Program = appliance.Program[leaf.Config]{
 	New: func(c leaf.Config, log *slog.Logger) (appliance.Runner[leaf.Config], error) {
 		return leaf.New(c, log)
 	},
+	Commands: commands,
 }

@@ -36,12 +36,15 @@ func TestIntegrationPowerCutLosesNothingAcknowledged(t *testing.T) {
 	seedFile := filepath.Join(dir, "device.nk")
 	os.WriteFile(seedFile, seed, 0o600)
 	acc := server.NewAccount("ACME")
+	// The domain lets the leaf's duplicate check at start (a direct get)
+	// reach the stream: nats-server keeps a leaf node's domain-less
+	// $JS.API direct gets from it.
 	o := &server.Options{
 		ServerName: "hub", Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true,
 		Accounts:  []*server.Account{acc},
 		Nkeys:     []*server.NkeyUser{{Nkey: pub, Account: acc}},
 		Users:     []*server.User{{Username: "app", Password: "pw", Account: acc}},
-		JetStream: true, StoreDir: filepath.Join(dir, "hub"),
+		JetStream: true, JetStreamDomain: "hub", StoreDir: filepath.Join(dir, "hub"),
 	}
 	o.LeafNode.Host, o.LeafNode.Port = "127.0.0.1", -1
 	hub, err := server.NewServer(o)
@@ -62,7 +65,7 @@ func TestIntegrationPowerCutLosesNothingAcknowledged(t *testing.T) {
 	defer hubConn.Close()
 	hjs, _ := jetstream.New(hubConn)
 	ctx := context.Background()
-	stream, err := hjs.CreateStream(ctx, jetstream.StreamConfig{Name: "TELEMETRY", Subjects: []string{"telemetry.>"}})
+	stream, err := hjs.CreateStream(ctx, jetstream.StreamConfig{Name: "TELEMETRY", Subjects: []string{"telemetry.>"}, AllowDirect: true})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -84,6 +87,7 @@ uplink:
 streams:
   - name: sensors
     subjects: ["sensors.>"]
+    upstream: {domain: hub}
 `, filepath.Join(dir, "leaf-data"), v.LeafNode.Port, seedFile)), 0o600)
 	bin := proctest.Build(t, ".", "")
 

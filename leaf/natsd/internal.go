@@ -84,5 +84,18 @@ func (in *Internal) Publish(subject, reply, hdr, payload []byte) bool {
 	return delivered
 }
 
+// PublishLocal delivers a message to local subscribers only, never to
+// the hub: for messages that came from the hub by another way (the
+// device's commands) and must not go back up.
+func (in *Internal) PublishLocal(subject, reply, hdr, payload []byte) bool {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	c := in.c
+	delivered, groups := c.srv.deliver(c, subject, reply, hdr, payload, c.groups[:0])
+	c.groups = groups
+	c.batch.Flush()
+	return delivered
+}
+
 // Close ends every subscription of the client.
 func (in *Internal) Close() { in.c.removeAllSubs() }

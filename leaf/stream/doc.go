@@ -17,6 +17,15 @@
 // while later ones may already be stored after the election; they are
 // resent and stored once, after those. Nothing is lost or doubled.
 //
+// Before its first send, a syncer asks the hub stream for the last
+// message under the stream's prefix (a JetStream direct get, last by
+// subject, which a device's permissions can confine to its own subjects)
+// and skips what the hub already holds: acknowledgements lost in a power
+// cut do not double messages even after the hub's duplicate window. The
+// device's id (the {device} of the prefix and of Nats-Msg-Id) also names
+// the syncers' reply inboxes, _INBOX.<device>.…, which is all a device may
+// receive answers on.
+//
 // It is imported by leaf; it imports store, leaf/natsd, leaf/subject and
 // leaf/natsproto, never nats-server.
 package stream

@@ -52,7 +52,7 @@ func TestIntegrationHubLeaderFailoverDuringSync(t *testing.T) {
 			ServerName: n.name, Listen: "127.0.0.1:0", HTTPListen: "off",
 			LeafNodes: hub.LeafNodes{Listen: "127.0.0.1:0"},
 			Cluster:   hub.Cluster{Name: "dc", Listen: routes[i][len("nats://"):], Routes: routes},
-			JetStream: hub.JetStream{StoreDir: t.TempDir()},
+			JetStream: hub.JetStream{StoreDir: t.TempDir(), Domain: "hub"},
 			Accounts: map[string]hub.Account{"acme": {JetStream: true, Users: []hub.User{
 				{NKey: pub}, {User: "app", Password: "pw"},
 			}}},
@@ -90,7 +90,7 @@ func TestIntegrationHubLeaderFailoverDuringSync(t *testing.T) {
 	var stream jetstream.Stream
 	wait.For(t, 30*time.Second, func() error {
 		var err error
-		stream, err = js.CreateStream(context.Background(), jetstream.StreamConfig{Name: "TELEMETRY", Subjects: []string{"telemetry.>"}, Replicas: 3})
+		stream, err = js.CreateStream(context.Background(), jetstream.StreamConfig{Name: "TELEMETRY", Subjects: []string{"telemetry.>"}, Replicas: 3, AllowDirect: true})
 		return err
 	})
 
@@ -101,6 +101,11 @@ func TestIntegrationHubLeaderFailoverDuringSync(t *testing.T) {
 	for _, n := range nodes {
 		cfg.Uplink.URLs = append(cfg.Uplink.URLs, n.h.LeafNodeURL())
 	}
+	// The hubs have a JetStream domain, so that the leaf's duplicate check
+	// at start is answered at once: without an answer it waits 2 s and
+	// starts behind the publisher, and the failover then finds a window
+	// of 256 in flight, which the syncer resends after each "duplicate
+	// message id is in process" refusal, one message per round.
 	ln, logs := startLeaf(t, "unused", seedFile, func(c *leaf.Config) { c.Uplink.URLs = cfg.Uplink.URLs })
 	t.Cleanup(func() {
 		if t.Failed() {

@@ -61,8 +61,8 @@ type Stream struct {
 	queue    chan ingested
 	appended chan struct{} // signalled after each append
 	acks     chan ack
-	inbox    string
-	lastResp chan []byte // answers to the last-upstream query
+	inbox    string      // _INBOX.<device>.<random>.<stream>: under the device's _INBOX.<device>.>
+	lastResp chan []byte // header blocks of the answers to the last-upstream query
 	refusals refusalLog  // append loop only
 }
 
@@ -126,7 +126,7 @@ func New(cfgs []Config, device string, st *store.Store, srv *natsd.Server, link 
 			appended: make(chan struct{}, 1),
 			acks:     make(chan ack, 2*c.Window),
 			lastResp: make(chan []byte, 1),
-			inbox:    "_INBOX.canopy." + randomToken() + "." + c.Name,
+			inbox:    "_INBOX." + device + "." + randomToken() + "." + c.Name,
 		}
 		m.streams = append(m.streams, s)
 		for _, f := range c.Subjects {
@@ -156,9 +156,11 @@ func (m *Manager) Run(ctx context.Context) error {
 			return fmt.Errorf("stream %s: %w", s.cfg.Name, err)
 		}
 		defer unsub()
-		unsubLast, err := m.in.Subscribe(s.inbox+".last.reply", "", func(_, _, _, payload []byte) {
+		unsubLast, err := m.in.Subscribe(s.inbox+".last.reply", "", func(_, _, hdr, _ []byte) {
+			// A direct get answers with the stored message; its headers
+			// (or a status) are all the check needs.
 			select {
-			case s.lastResp <- append([]byte(nil), payload...):
+			case s.lastResp <- append([]byte(nil), hdr...):
 			default:
 			}
 		})
@@ -501,6 +503,11 @@ func (m *Manager) Stats(name string) (store.Stats, bool) {
 // lastUpstream asks the hub stream for the last message stored under this
 // stream's prefix and returns its device sequence, read from its
 // Nats-Msg-Id. False when there is no such message or no answer.
+//
+// It uses JetStream's direct get, last by subject
+// ($JS.API.DIRECT.GET.<stream>.<prefix>.>), which a device may be allowed
+// for its own subjects only, unlike $JS.API.STREAM.MSG.GET, which reads
+// any subject of the stream. The hub stream needs allow_direct.
 func (s *Stream) lastUpstream(ctx context.Context) (uint64, bool) {
 	name := *s.cfg.Upstream.Stream
 	if name == "" {
@@ -510,34 +517,51 @@ func (s *Stream) lastUpstream(ctx context.Context) (uint64, bool) {
 	if d := s.cfg.Upstream.Domain; d != "" {
 		api = "$JS." + d + ".API"
 	}
-	req, _ := json.Marshal(map[string]string{"last_by_subj": s.prefix + ".>"})
 	select {
 	case <-s.lastResp: // a stale answer
 	default:
 	}
-	if !s.m.in.Publish([]byte(api+".STREAM.MSG.GET."+name), []byte(s.inbox+".last.reply"), nil, req) {
+	// The subject carries the request; the payload stays empty.
+	if !s.m.in.Publish([]byte(api+".DIRECT.GET."+name+"."+s.prefix+".>"), []byte(s.inbox+".last.reply"), nil, nil) {
 		return 0, false
 	}
 	t := time.NewTimer(lastUpstreamTimeout)
 	defer t.Stop()
-	var payload []byte
+	var hdr []byte
 	select {
 	case <-ctx.Done():
 		return 0, false
 	case <-t.C:
-		s.m.log.Debug("no answer from the hub stream about its last message", "stream", s.cfg.Name, "hub_stream", name)
+		// Also what a hub stream without allow_direct looks like, or a
+		// hub whose leaf connections cannot reach direct gets without a
+		// domain: nobody serves the request. Resending from the cursor
+		// then relies on the duplicate window alone.
+		s.m.log.Warn("no answer from the hub stream about its last message", "stream", s.cfg.Name, "hub_stream", name)
 		return 0, false
-	case payload = <-s.lastResp:
+	case hdr = <-s.lastResp:
 	}
-	var resp struct {
-		Message *struct {
-			Header []byte `json:"hdrs"`
-		} `json:"message"`
+	switch status := directGetStatus(hdr); status {
+	case "":
+		return s.seqFromMsgID(hdr)
+	case "404": // nothing stored under the prefix yet
+		return 0, false
+	default: // 408 (a bad request), 503 and the like: no answer
+		s.m.log.Debug("the hub stream did not answer about its last message", "stream", s.cfg.Name, "hub_stream", name, "status", status)
+		return 0, false
 	}
-	if json.Unmarshal(payload, &resp) != nil || resp.Message == nil {
-		return 0, false // typically "no message found": nothing stored yet
+}
+
+// directGetStatus is the status code of a direct get's answer: "" for a
+// stored message (a plain "NATS/1.0" header line), else the code after
+// it, such as "404" for no message.
+func directGetStatus(hdr []byte) string {
+	line, _, _ := strings.Cut(string(hdr), "\r\n")
+	rest, ok := strings.CutPrefix(line, "NATS/1.0")
+	if !ok {
+		return "unreadable"
 	}
-	return s.seqFromMsgID(resp.Message.Header)
+	code, _, _ := strings.Cut(strings.TrimSpace(rest), " ")
+	return code
 }
 
 const lastUpstreamTimeout = 2 * time.Second

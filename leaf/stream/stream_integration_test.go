@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -31,7 +32,7 @@ import (
 // device's seed file.
 func startHub(t *testing.T) (*server.Server, string, jetstream.Stream) {
 	t.Helper()
-	return startHubWith(t, nil, jetstream.StreamConfig{Name: "TELEMETRY", Subjects: []string{"telemetry.>"}})
+	return startHubWith(t, nil, jetstream.StreamConfig{Name: "TELEMETRY", Subjects: []string{"telemetry.>"}, AllowDirect: true})
 }
 
 // startHubWith is startHub with the device's permissions and the stream's
@@ -86,7 +87,8 @@ func leafPort(t *testing.T, s *server.Server) string {
 	return fmt.Sprintf("127.0.0.1:%d", v.LeafNode.Port)
 }
 
-// leafConfig is a canopy leaf with one stream "sensors" on sensors.>.
+// leafConfig is a canopy leaf with one stream "sensors" on sensors.>, for
+// startHub's hub.
 func leafConfig(hubAddr, seedFile string) leaf.Config {
 	return leaf.Config{
 		ServerName: "pi-001",
@@ -94,7 +96,9 @@ func leafConfig(hubAddr, seedFile string) leaf.Config {
 		MQTT:       mqtt.Config{Listen: "127.0.0.1:0"},
 		Uplink: uplink.Config{URLs: []string{"nats-leaf://" + hubAddr}, NKeySeedFile: seedFile,
 			ReconnectMin: config.Duration(10 * time.Millisecond), ReconnectMax: config.Duration(100 * time.Millisecond)},
-		Streams: []stream.Config{{Name: "sensors", Subjects: []string{"sensors.>"}}},
+		// The hub has a JetStream domain: a leaf's direct get (the
+		// duplicate check) reaches a hub stream only through it.
+		Streams: []stream.Config{{Name: "sensors", Subjects: []string{"sensors.>"}, Upstream: stream.Upstream{Domain: "hub"}}},
 	}
 }
 
@@ -150,14 +154,18 @@ func cutRepeatedly(t *testing.T, proxy *faultproxy.Proxy, n *leaf.Node, cuts int
 
 // checkHubStream reads the hub stream and checks it holds exactly the
 // device's messages 0..total-1, each once, in order.
-func checkHubStream(t *testing.T, st jetstream.Stream, total int) { readHubStream(t, st, total, true) }
+func checkHubStream(t *testing.T, st jetstream.Stream, total int) {
+	readHubStream(t, st, "pi-001", total, true)
+}
 
 // checkHubStreamUnordered is checkHubStream allowing any order.
 func checkHubStreamUnordered(t *testing.T, st jetstream.Stream, total int) {
-	readHubStream(t, st, total, false)
+	readHubStream(t, st, "pi-001", total, false)
 }
 
-func readHubStream(t *testing.T, st jetstream.Stream, total int, ordered bool) {
+// readHubStream checks that the hub stream holds exactly the messages
+// 0..total-1 of device's stream "sensors", each once.
+func readHubStream(t *testing.T, st jetstream.Stream, device string, total int, ordered bool) {
 	t.Helper()
 	ctx := context.Background()
 	wait.For(t, 60*time.Second, func() error {
@@ -181,8 +189,11 @@ func readHubStream(t *testing.T, st jetstream.Stream, total int, ordered bool) {
 			t.Fatal(err)
 		}
 		for m := range batch.Messages() {
-			if m.Subject() != "telemetry.pi-001.sensors.temp" {
-				t.Fatalf("message %d on %s", read, m.Subject())
+			if want := "telemetry." + device + ".sensors.temp"; m.Subject() != want {
+				t.Fatalf("message %d on %s, want %s", read, m.Subject(), want)
+			}
+			if id := m.Headers().Get("Nats-Msg-Id"); !strings.HasPrefix(id, device+".sensors.") {
+				t.Fatalf("message %d has Nats-Msg-Id %q", read, id)
 			}
 			i, err := strconv.Atoi(string(m.Data()))
 			switch {
@@ -321,20 +332,36 @@ func TestIntegrationLimits(t *testing.T) {
 // The device loses the hub's acknowledgements (a power cut after the hub
 // stored the messages, before the device recorded the acks) and comes back
 // after the hub stream's duplicate window: before resending, it asks the
-// hub what it already has, and nothing is stored twice.
+// hub what it already has (a direct get, last by subject), and nothing is
+// stored twice. Once against a hub with a JetStream domain, once as a
+// device with exactly the permissions Canopy's hub issues.
 func TestIntegrationNoDuplicatesBeyondTheDuplicateWindow(t *testing.T) {
-	hub, seedFile, hubStream := startHubWith(t, nil, jetstream.StreamConfig{
-		Name: "TELEMETRY", Subjects: []string{"telemetry.>"}, Duplicates: time.Second,
+	sc := jetstream.StreamConfig{
+		Name: "TELEMETRY", Subjects: []string{"telemetry.>"}, Duplicates: time.Second, AllowDirect: true,
+	}
+	t.Run("domain", func(t *testing.T) {
+		hub, seedFile, hubStream := startHubWith(t, nil, sc)
+		checkNoDuplicatesAfterLostAcks(t, hub, hubStream, "pi-001", func(c *leaf.Config) { c.Uplink.NKeySeedFile = seedFile })
 	})
+	t.Run("device permissions", func(t *testing.T) {
+		hub, creds, hubStream := startOperatorHub(t, "pi-007", sc)
+		checkNoDuplicatesAfterLostAcks(t, hub, hubStream, "pi-007", withCredentials(creds))
+	})
+}
+
+// checkNoDuplicatesAfterLostAcks runs the lost-acknowledgements scenario
+// against hub; creds sets the leaf's credentials, device is the device id
+// they carry.
+func checkNoDuplicatesAfterLostAcks(t *testing.T, hub *server.Server, hubStream jetstream.Stream, device string, creds func(*leaf.Config)) {
 	proxy := faultproxy.New(t, leafPort(t, hub))
 	dataDir := t.TempDir()
-	withDir := func(c *leaf.Config) { c.DataDir = dataDir }
+	mut := func(c *leaf.Config) { c.DataDir = dataDir; creds(c) }
 	const total = 50
 
 	// 1. Messages stored on the device while the hub is unreachable.
 	proxy.SetDown(true)
 	ctx, stop := context.WithCancel(context.Background())
-	n, done := runLeaf(t, ctx, proxy.Addr(), seedFile, withDir)
+	n, done := runLeaf(t, ctx, proxy.Addr(), "", mut)
 	publish(t, n.NATSURL(), total)
 	stop()
 	<-done
@@ -343,8 +370,8 @@ func TestIntegrationNoDuplicatesBeyondTheDuplicateWindow(t *testing.T) {
 	// 2. They reach the hub; the device records the acknowledgements.
 	proxy.SetDown(false)
 	ctx, stop = context.WithCancel(context.Background())
-	n, done = runLeaf(t, ctx, proxy.Addr(), seedFile, withDir)
-	checkHubStream(t, hubStream, total)
+	n, done = runLeaf(t, ctx, proxy.Addr(), "", mut)
+	readHubStream(t, hubStream, device, total, true)
 	wait.For(t, 10*time.Second, func() error {
 		if st := n.StreamStats("sensors"); st.AckFloor != total {
 			return fmt.Errorf("device cursor at %d", st.AckFloor)
@@ -357,14 +384,14 @@ func TestIntegrationNoDuplicatesBeyondTheDuplicateWindow(t *testing.T) {
 	// 3. The acknowledgements are lost, and the duplicate window passes.
 	restoreDir(t, snapshot, dataDir)
 	time.Sleep(1500 * time.Millisecond) // let the hub's 1 s duplicate window expire
-	n, logs := startLeaf(t, proxy.Addr(), seedFile, withDir)
+	n, logs := startLeaf(t, proxy.Addr(), "", mut)
 	wait.For(t, 10*time.Second, func() error {
 		if st := n.StreamStats("sensors"); st.AckFloor != total {
 			return fmt.Errorf("device cursor at %d", st.AckFloor)
 		}
 		return nil
 	})
-	checkHubStream(t, hubStream, total)
+	readHubStream(t, hubStream, device, total, true)
 	if err := logs.Contains("hub already had stream messages; skipping them"); err != nil {
 		t.Fatal(err)
 	}

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/jwt/v2"
 	"github.com/nats-io/nkeys"
 
 	"github.com/canopy-iot/canopy/internal/config"
@@ -22,8 +23,8 @@ type Config struct {
 	// from the hub and used too.
 	URLs []string `yaml:"urls"`
 	// Name identifies the device to the hub (/leafz "name"); the hub drops
-	// an older connection with the same name. Default: the leaf's
-	// server_name.
+	// an older connection with the same name. Default: the device id (the
+	// name in Credentials, else the leaf's server_name).
 	Name string `yaml:"name"`
 
 	// Credentials, at most one kind: a .creds file (user JWT and NKey
@@ -92,7 +93,7 @@ const (
 func (c Config) Enabled() bool { return len(c.URLs) > 0 }
 
 // WithDefaults returns a copy of c with every unset field at its default;
-// name is the leaf's server_name.
+// name is the device's id.
 func (c Config) WithDefaults(name string) Config {
 	if c.Name == "" {
 		c.Name = name
@@ -141,7 +142,7 @@ func (c Config) Validate() error {
 		errs.Addf("credentials", "set one of credentials, nkey_seed_file, user, token")
 	}
 	if c.Credentials != "" {
-		if _, _, err := readCreds(c.Credentials); err != nil {
+		if _, err := CredentialsName(c.Credentials); err != nil {
 			errs.Addf("credentials", "%v", err)
 		}
 	}
@@ -237,13 +238,30 @@ func readCreds(file string) (string, nkeys.KeyPair, error) {
 	if err != nil {
 		return "", nil, fmt.Errorf("read credentials %s: %w", file, unwrapPath(err))
 	}
-	jwt, err := nkeys.ParseDecoratedJWT(b)
-	if err != nil || jwt == "" {
+	token, err := nkeys.ParseDecoratedJWT(b)
+	if err != nil || token == "" {
 		return "", nil, fmt.Errorf("credentials %s: no user JWT found", file)
 	}
 	kp, err := nkeys.ParseDecoratedUserNKey(b)
 	if err != nil {
 		return "", nil, fmt.Errorf("credentials %s: %w", file, err)
 	}
-	return jwt, kp, nil
+	return token, kp, nil
+}
+
+// CredentialsName returns the name claim of the user JWT in a .creds
+// file: for a device enrolled with a Canopy hub, the device id the hub
+// gave it ("" when the JWT has none). The JWT's own signature is checked;
+// whether the hub trusts its issuer is the hub's business.
+func CredentialsName(file string) (string, error) {
+	token, kp, err := readCreds(file)
+	if err != nil {
+		return "", err
+	}
+	kp.Wipe() // only the JWT is needed here
+	claims, err := jwt.DecodeUserClaims(token)
+	if err != nil {
+		return "", fmt.Errorf("credentials %s: not a user JWT: %w", file, err)
+	}
+	return claims.Name, nil
 }

@@ -13,5 +13,6 @@
 // served by leaf/natsd whether or not the link is up.
 //
 // It is imported by leaf; it imports leaf/natsd, leaf/natsproto,
-// leaf/subject, leaf/uplink/dial and nkeys, never nats-server.
+// leaf/subject, leaf/uplink/dial, nkeys and nats-io/jwt (to read the
+// device id from a .creds file), never nats-server.
 package uplink

@@ -430,6 +430,9 @@ func (l *link) announce(subj, queue string, count int) {
 // and is re-sent on every change. Interest the device may not receive is
 // not announced: the hub would close the link for a literal one.
 func (l *link) appendInterest(subj, queue string, count int) {
+	if l.u.keptLocal(subj) {
+		return
+	}
 	if !l.imports.allowsInterest(subj) || !l.u.down.allowsInterest(subj) {
 		if count > 0 {
 			l.noteDenied("subscribe", subj)

@@ -38,6 +38,10 @@ type Uplink struct {
 	log  *slog.Logger
 	srv  Server
 	down *filter // the configured down list, nil when unset
+	// local are filters whose messages reach the device another way
+	// (its commands, pulled from a stream): interest within them is not
+	// announced, or each would arrive twice.
+	local []string
 
 	cur atomic.Pointer[link] // the ready connection, or nil
 
@@ -70,6 +74,19 @@ func New(cfg Config, name string, srv Server, log *slog.Logger) (*Uplink, error)
 		u.down = &filter{Allow: cfg.Down}
 	}
 	return u, nil
+}
+
+// KeepLocal stops local interest within filter from being announced to
+// the hub. Call it before Run.
+func (u *Uplink) KeepLocal(filter string) { u.local = append(u.local, filter) }
+
+func (u *Uplink) keptLocal(subj string) bool {
+	for _, f := range u.local {
+		if subject.SubsetOf(subj, f) {
+			return true
+		}
+	}
+	return false
 }
 
 // Run keeps the link up until ctx ends.

@@ -55,7 +55,7 @@ func firmwareKey(t testing.TB, keys *fleet.Keys, tenant string) string {
 // device does, with a raw request, and returns the reply.
 func directGet(t *testing.T, nc *nats.Conn, seq uint64) *nats.Msg {
 	t.Helper()
-	reply, err := nc.Request("$JS.API.DIRECT.GET."+hub.FirmwareStream, fmt.Appendf(nil, `{"seq":%d}`, seq), 10*time.Second)
+	reply, err := nc.Request("$JS.canopy.API.DIRECT.GET."+hub.FirmwareStream, fmt.Appendf(nil, `{"seq":%d}`, seq), 10*time.Second)
 	if err != nil {
 		t.Fatalf("direct get of sequence %d: %v", seq, err)
 	}

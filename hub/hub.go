@@ -99,6 +99,13 @@ func (h *Hub) Run(ctx context.Context) error {
 		h.stop(false)
 		return err
 	}
+	if h.op == nil {
+		// Clients without an account land in the global account.
+		if err := addJetStreamMappings(h.ns.GlobalAccount()); err != nil {
+			h.stop(false)
+			return fmt.Errorf("global account: %w", err)
+		}
+	}
 	if err := h.startEnroll(); err != nil {
 		h.stop(false)
 		return err

@@ -8,6 +8,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 
+	"github.com/canopy-iot/canopy/hub/fleet"
 	"github.com/canopy-iot/canopy/internal/config"
 	"github.com/canopy-iot/canopy/internal/logging"
 )
@@ -74,7 +75,9 @@ func (c Config) options(op *operatorState) (*server.Options, error) {
 			return nil, fmt.Errorf("leafnodes.tls: %w", err)
 		}
 	}
-	c.accountOptions(opts)
+	if err := c.accountOptions(opts); err != nil {
+		return nil, err
+	}
 	if op != nil {
 		op.apply(opts)
 	}
@@ -132,9 +135,12 @@ func (c Config) gatewayOptions(opts *server.Options) error {
 	return nil
 }
 
-func (c Config) accountOptions(opts *server.Options) {
+func (c Config) accountOptions(opts *server.Options) error {
 	for _, name := range sortedKeys(c.Accounts) {
 		acc := server.NewAccount(name)
+		if err := addJetStreamMappings(acc); err != nil {
+			return fmt.Errorf("accounts.%s: %w", name, err)
+		}
 		opts.Accounts = append(opts.Accounts, acc)
 		for _, u := range c.Accounts[name].Users {
 			perms := permissions(u)
@@ -146,6 +152,19 @@ func (c Config) accountOptions(opts *server.Options) {
 		}
 	}
 	opts.NoAuthUser = c.NoAuthUser
+	return nil
+}
+
+// addJetStreamMappings lets leaf nodes of acc reach its JetStream under
+// the domain prefix Canopy devices use (see fleet.JetStreamDomain);
+// tenant accounts in operator mode carry the same mappings in their JWT.
+func addJetStreamMappings(acc *server.Account) error {
+	for from, to := range fleet.JetStreamMappings() {
+		if err := acc.AddMapping(from, to); err != nil {
+			return fmt.Errorf("map %s: %w", from, err)
+		}
+	}
+	return nil
 }
 
 func permissions(u User) *server.Permissions {

@@ -143,7 +143,7 @@ func (f *rolloutFleet) report(t *testing.T, device string, st firmware.Status) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	msg, err := nc.Request("$KV."+hub.StatusBucket+"."+device, b, 10*time.Second)
+	msg, err := nc.Request("$JS.canopy.API.$KV."+hub.StatusBucket+"."+device, b, 10*time.Second)
 	if err != nil {
 		t.Fatalf("device %s: report: %v", device, err)
 	}

@@ -8,6 +8,7 @@ import (
 
 	"github.com/canopy-iot/canopy/internal/config"
 	"github.com/canopy-iot/canopy/internal/logging"
+	"github.com/canopy-iot/canopy/leaf/downlink"
 	"github.com/canopy-iot/canopy/leaf/gpio"
 	"github.com/canopy-iot/canopy/leaf/health"
 	"github.com/canopy-iot/canopy/leaf/natsd"
@@ -48,6 +49,11 @@ type Config struct {
 	// Health publishes the device's health document on a local subject.
 	// Default: on, every 30s, on "health".
 	Health health.Config `yaml:"health"`
+	// Commands brings the device's commands (cmd.<device>.>) down from
+	// the hub's command stream. Default: on when the uplink authenticates
+	// with credentials (a Canopy hub in operator mode, which keeps a
+	// command stream for every tenant), off otherwise.
+	Commands downlink.Config `yaml:"commands"`
 }
 
 // DefaultDataDir is where state goes when data_dir is not set.
@@ -88,6 +94,11 @@ func (c Config) WithDefaults() Config {
 	c.Streams = streams
 	c.GPIO = c.GPIO.WithDefaults()
 	c.Health = c.Health.WithDefaults()
+	if c.Commands.Enabled == nil {
+		on := c.Uplink.Credentials != ""
+		c.Commands.Enabled = &on
+	}
+	c.Commands = c.Commands.WithDefaults()
 	return c
 }
 
@@ -150,5 +161,6 @@ func (c Config) Validate() error {
 	errs.Add(config.Nest("streams", stream.Validate(c.Streams)))
 	errs.Add(config.Nest("gpio", c.GPIO.Validate()))
 	errs.Add(config.Nest("health", c.Health.Validate()))
+	errs.Add(config.Nest("commands", c.Commands.Validate()))
 	return errs.Err()
 }

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"reflect"
 
+	"github.com/canopy-iot/canopy/leaf/downlink"
 	"github.com/canopy-iot/canopy/leaf/gpio"
 	"github.com/canopy-iot/canopy/leaf/health"
 	"github.com/canopy-iot/canopy/leaf/natsd"
@@ -27,9 +28,10 @@ type Node struct {
 	mqtt     *mqtt.Broker   // nil when MQTT is off
 	store    *store.Store   // nil without streams or MQTT
 	streams  *stream.Manager
-	sessions *store.Table      // the MQTT broker's
-	gpio     *gpio.Bridge      // nil without pins
-	health   *health.Publisher // nil when off
+	sessions *store.Table       // the MQTT broker's
+	gpio     *gpio.Bridge       // nil without pins
+	health   *health.Publisher  // nil when off
+	commands *downlink.Downlink // nil without a hub or when off
 	ready    chan struct{}
 }
 
@@ -74,6 +76,11 @@ func New(cfg Config, log *slog.Logger) (*Node, error) {
 			return nil, err
 		}
 		ns.SetUplink(n.uplink)
+		if cfg.Commands.On() {
+			// The device's commands come down from the command stream;
+			// a plain subscription at the hub would bring each twice.
+			n.uplink.KeepLocal("cmd." + device + ".>")
+		}
 	}
 	if cfg.MQTT.On() {
 		opts := mqtt.Options{
@@ -108,7 +115,8 @@ func (n *Node) Run(ctx context.Context) error {
 	if err := os.MkdirAll(n.cfg.DataDir, 0o750); err != nil {
 		return fmt.Errorf("create data dir %s: %w", n.cfg.DataDir, err)
 	}
-	if len(n.cfg.Streams) > 0 || n.mqtt != nil {
+	pullCommands := n.uplink != nil && n.cfg.Commands.On()
+	if len(n.cfg.Streams) > 0 || n.mqtt != nil || pullCommands {
 		st, err := store.Open(filepath.Join(n.cfg.DataDir, storeFile), store.Options{Logger: n.log.With("component", "store")})
 		if err != nil {
 			return err
@@ -132,6 +140,12 @@ func (n *Node) Run(ctx context.Context) error {
 			return err
 		}
 	}
+	if pullCommands {
+		var err error
+		if n.commands, err = downlink.New(n.cfg.Commands, n.device, n.store, n.nats, n.uplink, n.log); err != nil {
+			return err
+		}
+	}
 	// The parts run under their own context, so that the broker can stop
 	// first: what it has accepted reaches NATS and the streams before they
 	// stop.
@@ -150,6 +164,12 @@ func (n *Node) Run(ctx context.Context) error {
 	} else {
 		streamsDone <- nil
 	}
+	commandsDone := make(chan error, 1)
+	if n.commands != nil {
+		go func() { commandsDone <- n.commands.Run(parts) }()
+	} else {
+		commandsDone <- nil
+	}
 	uplinkDone := make(chan error, 1)
 	if n.uplink != nil {
 		// Local clients are served whether or not the hub is reachable:
@@ -165,6 +185,9 @@ func (n *Node) Run(ctx context.Context) error {
 		}
 		<-uplinkDone
 		<-streamsDone
+		if e := <-commandsDone; err == nil {
+			err = e
+		}
 		return err
 	}
 	mqttCtx, stopMQTT := context.WithCancel(context.Background())

@@ -29,18 +29,26 @@ func TestDevicePermissions(t *testing.T) {
 	p := DevicePermissions("D")
 	wantPub := []string{
 		"telemetry.D.>",
+		"$JS.canopy.API.DIRECT.GET.TELEMETRY.telemetry.D.>",
 		"$JS.API.DIRECT.GET.TELEMETRY.telemetry.D.>",
+		"$JS.canopy.API.CONSUMER.CREATE.COMMANDS.D.cmd.D.>",
 		"$JS.API.CONSUMER.CREATE.COMMANDS.D.cmd.D.>",
+		"$JS.canopy.API.CONSUMER.INFO.COMMANDS.D",
 		"$JS.API.CONSUMER.INFO.COMMANDS.D",
+		"$JS.canopy.API.CONSUMER.MSG.NEXT.COMMANDS.D",
 		"$JS.API.CONSUMER.MSG.NEXT.COMMANDS.D",
 		"$JS.ACK.COMMANDS.D.>",
+		"$JS.canopy.API.DIRECT.GET.OBJ_firmware",
 		"$JS.API.DIRECT.GET.OBJ_firmware",
+		"$JS.canopy.API.DIRECT.GET.KV_fw-desired.$KV.fw-desired.D",
 		"$JS.API.DIRECT.GET.KV_fw-desired.$KV.fw-desired.D",
+		"$JS.canopy.API.$KV.fw-status.D",
 		"$KV.fw-status.D",
 		"fw.events.D",
+		"$JS.canopy.API.$KV.devices.D",
 		"$KV.devices.D",
 	}
-	wantSub := []string{"_INBOX.D.>", "cmd.D.>", "$KV.fw-desired.D"}
+	wantSub := []string{"_INBOX.D.>", "cmd.D.>"}
 	if !slices.Equal(p.Pub.Allow, wantPub) || !slices.Equal(p.Sub.Allow, wantSub) {
 		t.Errorf("DevicePermissions(D):\npub %q\nsub %q", p.Pub.Allow, p.Sub.Allow)
 	}

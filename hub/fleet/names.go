@@ -60,19 +60,56 @@ var devicePermissionTable = []struct {
 	subject string
 }{
 	{publish, "telemetry.{d}.>"},                                     // telemetry sync: readings into stream TELEMETRY
-	{publish, "$JS.API.DIRECT.GET.TELEMETRY.telemetry.{d}.>"},        // duplicate check after long outages: what the hub already holds
-	{publish, "$JS.API.CONSUMER.CREATE.COMMANDS.{d}.cmd.{d}.>"},      // downlink command consumer: create the device's durable
-	{publish, "$JS.API.CONSUMER.INFO.COMMANDS.{d}"},                  // downlink command consumer: look it up
-	{publish, "$JS.API.CONSUMER.MSG.NEXT.COMMANDS.{d}"},              // downlink command consumer: pull commands
+	{publish, jsAPI + "DIRECT.GET.TELEMETRY.telemetry.{d}.>"},        // duplicate check after long outages: what the hub already holds
+	{publish, jsAPI + "CONSUMER.CREATE.COMMANDS.{d}.cmd.{d}.>"},      // downlink command consumer: create the device's durable
+	{publish, jsAPI + "CONSUMER.INFO.COMMANDS.{d}"},                  // downlink command consumer: look it up
+	{publish, jsAPI + "CONSUMER.MSG.NEXT.COMMANDS.{d}"},              // downlink command consumer: pull commands
 	{publish, "$JS.ACK.COMMANDS.{d}.>"},                              // downlink command consumer: acknowledge them
-	{publish, "$JS.API.DIRECT.GET.OBJ_firmware"},                     // firmware download: chunks of the "firmware" object store
-	{publish, "$JS.API.DIRECT.GET.KV_fw-desired.$KV.fw-desired.{d}"}, // firmware desired version: read it at start
-	{publish, "$KV.fw-status.{d}"},                                   // firmware status: report progress
+	{publish, jsAPI + "DIRECT.GET.OBJ_firmware"},                     // firmware download: chunks of the "firmware" object store
+	{publish, jsAPI + "DIRECT.GET.KV_fw-desired.$KV.fw-desired.{d}"}, // firmware desired version: read it
+	{publish, jsAPI + "$KV.fw-status.{d}"},                           // firmware status: report progress (a KV put)
 	{publish, "fw.events.{d}"},                                       // firmware status: events for the operator
-	{publish, "$KV.devices.{d}"},                                     // heartbeat: the device's entry in bucket "devices"
+	{publish, jsAPI + "$KV.devices.{d}"},                             // heartbeat: the device's entry in bucket "devices" (a KV put)
 	{subscribe, "_INBOX.{d}.>"},                                      // replies to all of the requests above
 	{subscribe, "cmd.{d}.>"},                                         // downlink command consumer: commands addressed to the device
-	{subscribe, "$KV.fw-desired.{d}"},                                // firmware desired version: changes as they happen
+}
+
+// JetStreamDomain is the domain devices address their tenant's JetStream
+// by. nats-server refuses $JS.API.>, $KV.> and $OBJ.> from the leaf
+// connections of an ordinary account (the leaf side may run a JetStream of
+// its own), and offers the hub's JetStream to leaves under a domain's
+// prefix instead. Each tenant account maps this domain's prefix onto its
+// own JetStream, the way nats-server does for a hub configured with a
+// domain, so devices reach it whatever the hub's own configuration.
+const JetStreamDomain = "canopy"
+
+// jsAPI is the API prefix devices use.
+const jsAPI = "$JS." + JetStreamDomain + ".API."
+
+// JetStreamMappings are the subject mappings, from the devices' domain
+// prefix to the account's own JetStream, that every account devices use
+// carries (as nats-server maps a configured domain).
+func JetStreamMappings() map[string]string {
+	m := map[string]string{}
+	for from, to := range map[string]string{
+		"INFO":       "$JS.API.INFO",
+		"STREAM.>":   "$JS.API.STREAM.>",
+		"CONSUMER.>": "$JS.API.CONSUMER.>",
+		"DIRECT.>":   "$JS.API.DIRECT.>",
+		"$KV.>":      "$KV.>",
+		"$OBJ.>":     "$OBJ.>",
+	} {
+		m[jsAPI+from] = to
+	}
+	return m
+}
+
+func jetStreamMappings() jwt.Mapping {
+	m := jwt.Mapping{}
+	for from, to := range JetStreamMappings() {
+		m[jwt.Subject(from)] = []jwt.WeightedMapping{{Subject: jwt.Subject(to), Weight: 100}}
+	}
+	return m
 }
 
 // DevicePermissions is what a device's user JWT allows: its own telemetry,
@@ -81,10 +118,19 @@ func DevicePermissions(device string) jwt.Permissions {
 	var p jwt.Permissions
 	for _, e := range devicePermissionTable {
 		s := strings.ReplaceAll(e.subject, "{d}", device)
-		if e.dir == publish {
-			p.Pub.Allow.Add(s)
-		} else {
+		if e.dir == subscribe {
 			p.Sub.Allow.Add(s)
+			continue
+		}
+		p.Pub.Allow.Add(s)
+		// nats-server checks a client's publish permissions on the subject
+		// a mapping leads to: a device connected straight to the hub (not
+		// through its leaf) needs the account-local form too.
+		if local, ok := strings.CutPrefix(s, jsAPI); ok {
+			if !strings.HasPrefix(local, "$KV.") {
+				local = "$JS.API." + local
+			}
+			p.Pub.Allow.Add(local)
 		}
 	}
 	return p

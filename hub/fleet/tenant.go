@@ -224,6 +224,7 @@ func (k *Keys) writeTenant(dir, name string, lim Limits) (Tenant, string, error)
 	ac := jwt.NewAccountClaims(pubs[accountSeedFile])
 	ac.Name = name
 	ac.SigningKeys.Add(pubs[signingSeedFile])
+	ac.Mappings = jetStreamMappings()
 	lim.apply(ac)
 	ac.Tags.Add(tenantTag, createdTagPrefix+strconv.FormatInt(created.Unix(), 10))
 	token, err := k.signAccount(ac, 0)

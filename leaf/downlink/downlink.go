@@ -25,16 +25,20 @@ import (
 	"github.com/canopy-iot/canopy/internal/config"
 	"github.com/canopy-iot/canopy/internal/logging"
 	"github.com/canopy-iot/canopy/leaf/natsd"
+	"github.com/canopy-iot/canopy/leaf/stream"
 	"github.com/canopy-iot/canopy/store"
 )
 
 // Config is the `commands:` block of leaf.yaml.
 type Config struct {
-	// Enabled pulls commands while the uplink is configured. Default true.
+	// Enabled pulls commands while the uplink is configured. Default: on
+	// when the uplink authenticates with credentials (see leaf.Config).
 	Enabled *bool `yaml:"enabled"`
 	// Stream is the hub's command stream. Default COMMANDS.
 	Stream string `yaml:"stream"`
-	// Domain is the hub's JetStream domain, when it has one.
+	// Domain is the JetStream domain the leaf addresses the hub's
+	// JetStream by, as for streams (streams[].upstream.domain). Default
+	// "canopy"; "none" for the plain $JS.API prefix.
 	Domain string `yaml:"domain"`
 	// Batch is how many commands one pull asks for. Default 64.
 	Batch int `yaml:"batch"`
@@ -57,6 +61,9 @@ func (c Config) WithDefaults() Config {
 	}
 	if c.Batch == 0 {
 		c.Batch = DefaultBatch
+	}
+	if c.Domain == "" {
+		c.Domain = stream.DefaultDomain
 	}
 	return c
 }
@@ -115,6 +122,7 @@ type Downlink struct {
 
 type reply struct {
 	kind         string // "create" or "msg"
+	subject      string
 	ack          string // the reply subject
 	hdr, payload []byte
 }
@@ -136,10 +144,7 @@ func New(cfg Config, device string, st *store.Store, srv *natsd.Server, link Lin
 	if err != nil {
 		return nil, fmt.Errorf("commands: %w", err)
 	}
-	api := "$JS.API"
-	if cfg.Domain != "" {
-		api = "$JS." + cfg.Domain + ".API"
-	}
+	api := stream.APIPrefix(cfg.Domain)
 	d := &Downlink{
 		cfg: cfg, device: device, in: srv.NewInternal("commands"), link: link, table: t,
 		log:     log.With("component", "commands"),
@@ -164,8 +169,14 @@ func (d *Downlink) Run(ctx context.Context) error {
 		return err
 	}
 	unsub, err := d.in.Subscribe(d.inbox+".*", "", func(subj, rep, hdr, payload []byte) {
-		r := reply{kind: string(subj[len(d.inbox)+1:]), ack: string(rep),
+		// A command comes with its own subject (the uplink restores it
+		// from the acknowledgement subject, where the hub put it); the
+		// hub's answers come on the inbox.
+		r := reply{kind: "msg", subject: string(subj), ack: string(rep),
 			hdr: append([]byte(nil), hdr...), payload: append([]byte(nil), payload...)}
+		if rest, ok := strings.CutPrefix(r.subject, d.inbox+"."); ok {
+			r.kind = rest
+		}
 		// Never block the link's reader: a command dropped here is
 		// redelivered by the hub after the consumer's ack wait.
 		select {
@@ -244,8 +255,12 @@ func (d *Downlink) ensureConsumer(ctx context.Context) error {
 			"filter_subject":  d.filter(),
 			"ack_policy":      "explicit",
 			"deliver_policy":  "all",
-			"ack_wait":        int64(30 * time.Second),
-			"max_ack_pending": 4 * d.cfg.Batch,
+			"ack_wait":        int64(ackWait),
+			// One command in flight keeps them in order: a pull request
+			// the hub still holds for an earlier link (it assumes interest
+			// for a young request) may swallow a command; the hub then
+			// redelivers that one after ack_wait, before any later one.
+			"max_ack_pending": 1,
 		},
 	})
 	subj := fmt.Sprintf("%s.CONSUMER.CREATE.%s.%s.%s", d.api, d.cfg.Stream, d.device, d.filter())
@@ -301,6 +316,10 @@ func (d *Downlink) next(ctx context.Context, wait time.Duration) (reply, error) 
 		return reply{}, errTimeout
 	}
 }
+
+// ackWait is how long the hub waits for a command's acknowledgement
+// before delivering it again.
+const ackWait = 10 * time.Second
 
 // pullExpiry is how long one pull waits at the hub for commands; a
 // command sent meanwhile arrives at once.
@@ -360,6 +379,9 @@ func (d *Downlink) take(r reply) error {
 	ack, subj, ok := splitAck(r.ack)
 	if !ok {
 		return fmt.Errorf("command without a JetStream acknowledgement subject (%q)", r.ack)
+	}
+	if subj == "" {
+		subj = r.subject
 	}
 	seq, ok := streamSeq(ack)
 	if !ok {
@@ -443,13 +465,14 @@ func pendingKey(seq uint64) string { return fmt.Sprintf("%s%020d", pendingPrefix
 
 // splitAck separates the acknowledgement subject from the command's
 // subject, which nats-server appends after an '@' when it delivers a
-// JetStream message over a leafnode connection.
+// JetStream message over a leafnode connection (the uplink usually
+// restores it already; subject is then "").
 func splitAck(reply string) (ack, subject string, ok bool) {
 	if !strings.HasPrefix(reply, "$JS.ACK.") {
 		return "", "", false
 	}
-	ack, subject, ok = strings.Cut(reply, "@")
-	return ack, subject, ok && subject != ""
+	ack, subject, _ = strings.Cut(reply, "@")
+	return ack, subject, true
 }
 
 // streamSeq reads the stream sequence from an acknowledgement subject:

@@ -45,7 +45,11 @@ type Upstream struct {
 	// "TELEMETRY"; "" turns the check off (the duplicate window alone then
 	// protects against duplicates).
 	Stream *string `yaml:"stream"`
-	// Domain is the hub's JetStream domain, when it has one. Default none.
+	// Domain is the JetStream domain the leaf addresses the hub's
+	// JetStream by: nats-server answers JetStream API requests from leaf
+	// nodes only under a domain's prefix. Default "canopy", which every
+	// Canopy hub serves in every account; set the hub's own domain for
+	// another hub, or "none" for the plain $JS.API prefix.
 	Domain string `yaml:"domain"`
 }
 
@@ -54,7 +58,18 @@ const (
 	DefaultUpstreamStream  = "TELEMETRY"
 	DefaultUpstreamSubject = "telemetry.{device}"
 	DefaultWindow          = 256
+	DefaultDomain          = "canopy"
+	// NoDomain addresses the hub's JetStream without a domain prefix.
+	NoDomain = "none"
 )
+
+// APIPrefix is the JetStream API prefix for a configured domain.
+func APIPrefix(domain string) string {
+	if domain == "" || domain == NoDomain {
+		return "$JS.API"
+	}
+	return "$JS." + domain + ".API"
+}
 
 // WithDefaults returns c with every unset field at its default.
 func (c Config) WithDefaults() Config {
@@ -64,6 +79,9 @@ func (c Config) WithDefaults() Config {
 	if c.Upstream.Stream == nil {
 		def := DefaultUpstreamStream
 		c.Upstream.Stream = &def
+	}
+	if c.Upstream.Domain == "" {
+		c.Upstream.Domain = DefaultDomain
 	}
 	if c.Discard == "" {
 		c.Discard = "old"

@@ -15,39 +15,23 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nkeys"
 
+	"github.com/canopy-iot/canopy/hub/fleet"
 	"github.com/canopy-iot/canopy/internal/wait"
 	"github.com/canopy-iot/canopy/leaf"
 )
 
 // devicePermissions are the permissions Canopy's hub gives device d's user
 // JWT in operator mode: the leaf must work inside them.
-func devicePermissions(d string) jwt.Permissions {
-	var p jwt.Permissions
-	p.Pub.Allow.Add(
-		"telemetry."+d+".>",
-		"$JS.API.DIRECT.GET.TELEMETRY.telemetry."+d+".>",
-		"$JS.API.CONSUMER.CREATE.COMMANDS."+d+".cmd."+d+".>",
-		"$JS.API.CONSUMER.INFO.COMMANDS."+d,
-		"$JS.API.CONSUMER.MSG.NEXT.COMMANDS."+d,
-		"$JS.ACK.COMMANDS."+d+".>",
-		"$JS.API.DIRECT.GET.OBJ_firmware",
-		"$JS.API.DIRECT.GET.KV_fw-desired.$KV.fw-desired."+d,
-		"$KV.fw-status."+d,
-		"fw.events."+d,
-		"$KV.devices."+d,
-	)
-	p.Sub.Allow.Add("_INBOX."+d+".>", "cmd."+d+".>", "$KV.fw-desired."+d)
-	return p
-}
+func devicePermissions(d string) jwt.Permissions { return fleet.DevicePermissions(d) }
 
 // startOperatorHub runs a hub in operator mode with a tenant account
 // (JetStream on) holding the stream sc, and returns the hub, a .creds file
 // for device (its user JWT named device, with devicePermissions) and the
 // hub stream.
 //
-// The hub has no JetStream domain; the tenant's default domain is set to
-// none (nats-server's default_js_domain), without which nats-server keeps
-// a leaf's $JS.API.DIRECT.GET requests from the streams.
+// The hub has no JetStream domain; the tenant account carries the
+// mappings of Canopy's tenants (fleet.JetStreamMappings), which let its
+// leaves reach its JetStream under the domain prefix they use.
 func startOperatorHub(t *testing.T, device string, sc jetstream.StreamConfig) (*server.Server, string, jetstream.Stream) {
 	t.Helper()
 	op, _ := nkeys.CreateOperator()
@@ -63,6 +47,10 @@ func startOperatorHub(t *testing.T, device string, sc jetstream.StreamConfig) (*
 	accClaims := jwt.NewAccountClaims(accPub)
 	accClaims.Name = "acme"
 	accClaims.Limits.JetStreamLimits = jwt.JetStreamLimits{MemoryStorage: -1, DiskStorage: -1, Streams: -1, Consumer: -1}
+	accClaims.Mappings = jwt.Mapping{}
+	for from, to := range fleet.JetStreamMappings() {
+		accClaims.Mappings[jwt.Subject(from)] = []jwt.WeightedMapping{{Subject: jwt.Subject(to), Weight: 100}}
+	}
 	resolver := &server.MemAccResolver{}
 	for pub, claims := range map[string]*jwt.AccountClaims{sysPub: sysClaims, accPub: accClaims} {
 		token, err := claims.Encode(op)
@@ -75,7 +63,6 @@ func startOperatorHub(t *testing.T, device string, sc jetstream.StreamConfig) (*
 		ServerName: "hub", Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true,
 		TrustedOperators: []*jwt.OperatorClaims{opClaims}, SystemAccount: sysPub, AccountResolver: resolver,
 		JetStream: true, StoreDir: t.TempDir(),
-		JsAccDefaultDomain: map[string]string{accPub: ""},
 	}
 	o.LeafNode.Host, o.LeafNode.Port, o.LeafNode.NoAdvertise = "127.0.0.1", -1, true
 	s, err := server.NewServer(o)

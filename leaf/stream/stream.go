@@ -513,10 +513,7 @@ func (s *Stream) lastUpstream(ctx context.Context) (uint64, bool) {
 	if name == "" {
 		return 0, false
 	}
-	api := "$JS.API"
-	if d := s.cfg.Upstream.Domain; d != "" {
-		api = "$JS." + d + ".API"
-	}
+	api := APIPrefix(s.cfg.Upstream.Domain)
 	select {
 	case <-s.lastResp: // a stale answer
 	default:

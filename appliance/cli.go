@@ -41,6 +41,11 @@ type Program[T any] struct {
 	// starting anything; check-config runs it too, for the checks only
 	// the parts can make.
 	New func(cfg T, log *slog.Logger) (Runner[T], error)
+	// BeforeRun, when set, runs in `run` once the configuration is loaded
+	// and the logger made, before New; its error ends the run.
+	// canopy-leaf's launcher uses it to run a self-updated binary in place
+	// of the packaged one. Default: none.
+	BeforeRun func(cfg T, log *slog.Logger) error
 	// Commands, when set, returns the binary's own subcommands (beside
 	// run, check-config, version and the service commands). load reads
 	// the configuration the way run does, from --config and the flags.
@@ -173,6 +178,11 @@ func serveProgram[T any](ctx context.Context, p Program[T], stderr io.Writer, lo
 	}
 	log := logging.New(stderr, level)
 	log.Info("starting", "version", version.String(p.Name))
+	if p.BeforeRun != nil {
+		if err := p.BeforeRun(cfg, log); err != nil {
+			return err
+		}
+	}
 
 	ctx, stop := signal.NotifyContext(ctx, syscall.SIGINT, syscall.SIGTERM)
 	defer stop()

@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strings"
 
+	"github.com/canopy-iot/canopy/firmware/agent"
 	"github.com/canopy-iot/canopy/internal/config"
 	"github.com/canopy-iot/canopy/internal/logging"
 	"github.com/canopy-iot/canopy/leaf/downlink"
@@ -54,6 +55,9 @@ type Config struct {
 	// with credentials (a Canopy hub in operator mode, which keeps a
 	// command stream for every tenant), off otherwise.
 	Commands downlink.Config `yaml:"commands"`
+	// Firmware follows the device's desired firmware from the hub:
+	// download, verify, stage, apply. Default: off.
+	Firmware agent.Config `yaml:"firmware"`
 }
 
 // DefaultDataDir is where state goes when data_dir is not set.
@@ -99,6 +103,7 @@ func (c Config) WithDefaults() Config {
 		c.Commands.Enabled = &on
 	}
 	c.Commands = c.Commands.WithDefaults()
+	c.Firmware = c.Firmware.WithDefaults(c.DataDir)
 	return c
 }
 
@@ -162,5 +167,9 @@ func (c Config) Validate() error {
 	errs.Add(config.Nest("gpio", c.GPIO.Validate()))
 	errs.Add(config.Nest("health", c.Health.Validate()))
 	errs.Add(config.Nest("commands", c.Commands.Validate()))
+	errs.Add(config.Nest("firmware", c.Firmware.Validate()))
+	if c.Firmware.On() && !c.Uplink.Enabled() {
+		errs.Addf("firmware.enabled", "needs an uplink: firmware comes from the hub")
+	}
 	return errs.Err()
 }

@@ -32,6 +32,7 @@ type Node struct {
 	gpio     *gpio.Bridge       // nil without pins
 	health   *health.Publisher  // nil when off
 	commands *downlink.Downlink // nil without a hub or when off
+	firmware *firmwarePart      // nil without a hub or when off
 	ready    chan struct{}
 }
 
@@ -179,6 +180,8 @@ func (n *Node) Run(ctx context.Context) error {
 		uplinkDone <- nil
 	}
 	stopAll := func(err error) error {
+		// The agent reports through the uplink: it stops first.
+		n.firmware.stop()
 		stopParts()
 		if e := <-done; err == nil {
 			err = e
@@ -189,6 +192,9 @@ func (n *Node) Run(ctx context.Context) error {
 			err = e
 		}
 		return err
+	}
+	if err := n.startFirmware(); err != nil {
+		return stopAll(err)
 	}
 	mqttCtx, stopMQTT := context.WithCancel(context.Background())
 	defer stopMQTT()
@@ -209,6 +215,7 @@ func (n *Node) Run(ctx context.Context) error {
 	n.log.Info("leaf ready", attrs...)
 	close(n.ready)
 	var err error
+	restart := false
 	select {
 	case <-ctx.Done():
 	case err = <-done:
@@ -217,13 +224,20 @@ func (n *Node) Run(ctx context.Context) error {
 	case err = <-mqttDone:
 		mqttDone <- err
 		err = nil
+	case <-n.firmware.restarting():
+		// A self-update swapped the binary: the service manager starts
+		// the new one.
+		restart = true
 	}
 	stopDevice()
 	if n.mqtt != nil {
 		stopMQTT()
 		err = <-mqttDone
 	}
-	return stopAll(err)
+	if err = stopAll(err); err == nil && restart {
+		err = ErrRestart
+	}
+	return err
 }
 
 // Reload takes a changed configuration. The log level is applied by the

@@ -8,6 +8,7 @@ import (
 	"log/slog"
 
 	"github.com/canopy-iot/canopy/appliance"
+	"github.com/canopy-iot/canopy/firmware/agent"
 	"github.com/canopy-iot/canopy/leaf"
 	"github.com/canopy-iot/canopy/leaf/natsd"
 	"github.com/canopy-iot/canopy/mqtt"
@@ -54,4 +55,9 @@ var Program = appliance.Program[leaf.Config]{
 		return leaf.New(c, log)
 	},
 	Commands: commands,
+	// A self-updated binary in the data directory runs in place of the
+	// packaged one (see launcher).
+	BeforeRun: launcher(func(c leaf.Config) *agent.SelfInstaller {
+		return agent.SelfFor(c.Firmware, c.DataDir)
+	}),
 }

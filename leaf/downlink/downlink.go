@@ -251,11 +251,11 @@ func (d *Downlink) ensureConsumer(ctx context.Context) error {
 	req, _ := json.Marshal(map[string]any{
 		"stream_name": d.cfg.Stream,
 		"config": map[string]any{
-			"durable_name":    d.device,
-			"filter_subject":  d.filter(),
-			"ack_policy":      "explicit",
-			"deliver_policy":  "all",
-			"ack_wait":        int64(ackWait),
+			"durable_name":   d.device,
+			"filter_subject": d.filter(),
+			"ack_policy":     "explicit",
+			"deliver_policy": "all",
+			"ack_wait":       int64(ackWait),
 			// One command in flight keeps them in order: a pull request
 			// the hub still holds for an earlier link (it assumes interest
 			// for a young request) may swallow a command; the hub then

@@ -10,10 +10,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/canopy-iot/canopy/internal/config"
 	"github.com/canopy-iot/canopy/firmware"
 	"github.com/canopy-iot/canopy/firmware/agent"
 	"github.com/canopy-iot/canopy/hub"
+	"github.com/canopy-iot/canopy/internal/config"
 	waitfor "github.com/canopy-iot/canopy/internal/wait"
 	"github.com/canopy-iot/canopy/leaf"
 	"github.com/canopy-iot/canopy/leaf/uplink"

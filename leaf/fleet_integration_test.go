@@ -1,7 +1,6 @@
 package leaf_test
 
 import (
-	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -12,7 +11,7 @@ import (
 
 	"github.com/canopy-iot/canopy/hub"
 	"github.com/canopy-iot/canopy/hub/fleet"
-	"github.com/canopy-iot/canopy/internal/testlog"
+	"github.com/canopy-iot/canopy/internal/hubtest"
 	waitfor "github.com/canopy-iot/canopy/internal/wait"
 	"github.com/canopy-iot/canopy/leaf"
 	"github.com/canopy-iot/canopy/leaf/uplink"
@@ -21,50 +20,7 @@ import (
 // operatorHub runs a hub in operator mode with tenants t1 and t2, and
 // returns it with its keys and an admin connection.
 func operatorHub(t *testing.T) (*hub.Hub, *fleet.Keys, *hub.Admin) {
-	t.Helper()
-	keys, err := fleet.Init(filepath.Join(t.TempDir(), "keys"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, log := testlog.New(0)
-	h, err := hub.New(hub.Config{
-		Listen:     "127.0.0.1:0",
-		HTTPListen: hub.Off,
-		LeafNodes:  hub.LeafNodes{Listen: "127.0.0.1:0"},
-		JetStream:  hub.JetStream{StoreDir: t.TempDir()},
-		Operator:   hub.Operator{KeyDir: keys.Dir(), EnrollListen: "127.0.0.1:0"},
-	}, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- h.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("hub: %v", err)
-		}
-	})
-	select {
-	case <-h.Ready():
-	case err := <-done:
-		t.Fatalf("hub: %v", err)
-	}
-	admin := hub.NewAdmin(h.ClientURL(), nil, keys)
-	for _, tenant := range []string{"t1", "t2"} {
-		_, accountJWT, err := keys.AddTenant(tenant, fleet.DefaultLimits())
-		if err != nil {
-			t.Fatal(err)
-		}
-		if _, err := admin.PushAccount(accountJWT); err != nil {
-			t.Fatal(err)
-		}
-		if err := admin.EnsureTenantAssets(context.Background(), tenant, 1); err != nil {
-			t.Fatal(err)
-		}
-	}
-	return h, keys, admin
+	return hubtest.Operator(t, "t1", "t2")
 }
 
 // deviceCreds writes a new device's credentials to a file.

@@ -6,16 +6,14 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/canopy-iot/canopy/appliance"
 	"github.com/canopy-iot/canopy/hub"
-	"github.com/canopy-iot/canopy/internal/testlog"
+	"github.com/canopy-iot/canopy/internal/hubtest"
 )
 
 // runHub runs canopy-hub's command line with args and returns its exit
@@ -82,33 +80,13 @@ func TestIntegrationFirmwareCommands(t *testing.T) {
 	}
 
 	// A hub in operator mode on that key directory.
-	logs, log := testlog.New(slog.LevelInfo)
-	h, err := hub.New(hub.Config{
+	h := hubtest.Run(t, hub.Config{
 		Listen:     "127.0.0.1:0",
 		HTTPListen: "127.0.0.1:0",
 		LeafNodes:  hub.LeafNodes{Listen: "127.0.0.1:0"},
 		JetStream:  hub.JetStream{StoreDir: filepath.Join(dir, "js")},
 		Operator:   hub.Operator{KeyDir: keyDir, EnrollListen: "127.0.0.1:0"},
-	}, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- h.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("hub: %v", err)
-		}
 	})
-	select {
-	case <-h.Ready():
-	case err := <-done:
-		t.Fatalf("hub stopped: %v\n%s", err, logs)
-	case <-time.After(30 * time.Second):
-		t.Fatalf("hub not ready after 30s\n%s", logs)
-	}
 	common := []string{"-c", cfgFile, "--key-dir", keyDir, "--server", h.ClientURL()}
 	if code, _, errOut := runHub(t, append([]string{"tenant", "add", "t1"}, common...)...); code != 0 {
 		t.Fatalf("tenant add: exit %d: %s", code, errOut)

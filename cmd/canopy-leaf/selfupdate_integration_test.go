@@ -18,6 +18,7 @@ import (
 	"github.com/canopy-iot/canopy/firmware"
 	"github.com/canopy-iot/canopy/hub"
 	"github.com/canopy-iot/canopy/hub/fleet"
+	"github.com/canopy-iot/canopy/internal/hubtest"
 	"github.com/canopy-iot/canopy/internal/proctest"
 	"github.com/canopy-iot/canopy/internal/wait"
 )
@@ -178,26 +179,8 @@ func selfUpdateHub(t *testing.T) (*hub.Hub, *fleet.Keys, *hub.Admin) {
 		JetStream: hub.JetStream{StoreDir: t.TempDir()},
 		Operator:  hub.Operator{KeyDir: dir},
 	}
-	h, err := hub.New(cfg, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- h.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("hub: %v", err)
-		}
-	})
-	select {
-	case <-h.Ready():
-	case err := <-done:
-		t.Fatalf("hub stopped: %v", err)
-	case <-time.After(30 * time.Second):
-		t.Fatal("hub not ready within 30s")
-	}
+	h := hubtest.Run(t, cfg)
+	ctx := context.Background()
 	admin := hub.NewAdmin(h.ClientURL(), nil, keys)
 	_, accountJWT, err := keys.AddTenant("acme", fleet.DefaultLimits())
 	if err != nil {

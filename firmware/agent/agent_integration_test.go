@@ -28,6 +28,7 @@ import (
 	"github.com/canopy-iot/canopy/hub"
 	"github.com/canopy-iot/canopy/hub/fleet"
 	"github.com/canopy-iot/canopy/internal/config"
+	"github.com/canopy-iot/canopy/internal/hubtest"
 	"github.com/canopy-iot/canopy/internal/testlog"
 	"github.com/canopy-iot/canopy/internal/wait"
 )
@@ -52,46 +53,8 @@ type fleetHub struct {
 
 func startFleetHub(t *testing.T) *fleetHub {
 	t.Helper()
-	keys, err := fleet.Init(filepath.Join(t.TempDir(), "keys"), nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	logs, log := testlog.New(0)
-	h, err := hub.New(hub.Config{
-		Listen:     "127.0.0.1:0",
-		HTTPListen: hub.Off,
-		LeafNodes:  hub.LeafNodes{Listen: "127.0.0.1:0"},
-		JetStream:  hub.JetStream{StoreDir: t.TempDir()},
-		Operator:   hub.Operator{KeyDir: keys.Dir(), EnrollListen: "127.0.0.1:0"},
-	}, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- h.Run(ctx) }()
-	t.Cleanup(func() {
-		cancel()
-		if err := <-done; err != nil {
-			t.Errorf("hub: %v", err)
-		}
-	})
-	select {
-	case <-h.Ready():
-	case err := <-done:
-		t.Fatalf("hub: %v\n%s", err, logs)
-	}
-	admin := hub.NewAdmin(h.ClientURL(), nil, keys)
-	_, accountJWT, err := keys.AddTenant(tenant, fleet.DefaultLimits())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := admin.PushAccount(accountJWT); err != nil {
-		t.Fatal(err)
-	}
-	if err := admin.EnsureTenantAssets(context.Background(), tenant, 1); err != nil {
-		t.Fatal(err)
-	}
+	h, keys, admin := hubtest.Operator(t, tenant)
+	ctx := context.Background()
 	creds, err := keys.AddDevice(tenant, device)
 	if err != nil {
 		t.Fatal(err)

@@ -14,6 +14,7 @@ import (
 
 	"github.com/canopy-iot/canopy/firmware"
 	"github.com/canopy-iot/canopy/hub/fleet"
+	"github.com/canopy-iot/canopy/internal/heartbeat"
 )
 
 // Admin is the operator's connection to a running hub, used by the
@@ -161,7 +162,7 @@ const (
 	DesiredBucket   = firmware.DesiredBucket  // KV: the firmware each device should run
 	StatusBucket    = firmware.StatusBucket   // KV: each device's firmware state
 	RolloutsBucket  = firmware.RolloutsBucket // KV: rollouts, kept by the hub
-	DevicesBucket   = "devices"               // KV: each device's heartbeat
+	DevicesBucket   = heartbeat.Bucket        // KV: each device's heartbeat
 	DuplicateWindow = 2 * time.Minute
 )
 

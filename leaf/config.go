@@ -8,6 +8,7 @@ import (
 
 	"github.com/canopy-iot/canopy/firmware/agent"
 	"github.com/canopy-iot/canopy/internal/config"
+	"github.com/canopy-iot/canopy/internal/heartbeat"
 	"github.com/canopy-iot/canopy/internal/logging"
 	"github.com/canopy-iot/canopy/leaf/downlink"
 	"github.com/canopy-iot/canopy/leaf/gpio"
@@ -55,6 +56,10 @@ type Config struct {
 	// with credentials (a Canopy hub in operator mode, which keeps a
 	// command stream for every tenant), off otherwise.
 	Commands downlink.Config `yaml:"commands"`
+	// Heartbeat is how often the leaf reports itself (version, link,
+	// stream backlog) to the devices bucket of its tenant, when its
+	// uplink authenticates with credentials. Default 30s.
+	Heartbeat config.Duration `yaml:"heartbeat"`
 	// Firmware follows the device's desired firmware from the hub:
 	// download, verify, stage, apply. Default: off.
 	Firmware agent.Config `yaml:"firmware"`
@@ -103,6 +108,9 @@ func (c Config) WithDefaults() Config {
 		c.Commands.Enabled = &on
 	}
 	c.Commands = c.Commands.WithDefaults()
+	if c.Heartbeat == 0 {
+		c.Heartbeat = config.Duration(heartbeat.DefaultInterval)
+	}
 	c.Firmware = c.Firmware.WithDefaults(c.DataDir)
 	return c
 }

@@ -1,6 +1,7 @@
 package leaf_test
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -183,5 +184,28 @@ func TestFleetRevokedLeafIsCutOffAndStaysOut(t *testing.T) {
 	})
 	if g := n.Uplink().Generation(); g != generation {
 		t.Fatalf("revoked leaf linked again (%d links, was %d)", g, generation)
+	}
+}
+
+func TestHeartbeatReachesTheHub(t *testing.T) {
+	h, keys, admin := operatorHub(t)
+	linkedLeaf(t, h, deviceCreds(t, keys, "t1", "pi-001"))
+	waitfor.For(t, 10*time.Second, func() error {
+		beats, err := admin.Heartbeats(context.Background(), "t1")
+		if err != nil {
+			return err
+		}
+		b, ok := beats["pi-001"]
+		switch {
+		case !ok:
+			return errorString("no heartbeat from pi-001 yet")
+		case !b.Online(time.Now()) || b.Link.URL == "" || b.Version == "" || b.Interval <= 0:
+			t.Fatalf("heartbeat %+v: want online, with its link and version", b)
+		}
+		return nil
+	})
+	// Tenant t2 sees nothing of it.
+	if beats, err := admin.Heartbeats(context.Background(), "t2"); err != nil || len(beats) != 0 {
+		t.Fatalf("tenant t2 sees %v (err %v)", beats, err)
 	}
 }

@@ -212,6 +212,16 @@ func (n *Node) Run(ctx context.Context) error {
 		attrs = append(attrs, "mqtt", n.mqtt.Addr())
 	}
 	stopDevice := n.startDevice()
+	beatCtx, stopBeat := context.WithCancel(context.Background())
+	beatDone := make(chan struct{})
+	if n.uplink != nil && n.cfg.Uplink.Credentials != "" {
+		go func() {
+			defer close(beatDone)
+			n.runHeartbeat(beatCtx, n.nats.NewInternal("heartbeat"), n.cfg.Heartbeat.Std())
+		}()
+	} else {
+		close(beatDone)
+	}
 	n.log.Info("leaf ready", attrs...)
 	close(n.ready)
 	var err error
@@ -229,6 +239,8 @@ func (n *Node) Run(ctx context.Context) error {
 		// the new one.
 		restart = true
 	}
+	stopBeat()
+	<-beatDone
 	stopDevice()
 	if n.mqtt != nil {
 		stopMQTT()

@@ -20,6 +20,7 @@ import (
 	"github.com/canopy-iot/canopy/hub"
 	"github.com/canopy-iot/canopy/hub/fleet"
 	"github.com/canopy-iot/canopy/internal/config"
+	"github.com/canopy-iot/canopy/internal/heartbeat"
 	"github.com/canopy-iot/canopy/internal/logging"
 )
 
@@ -397,10 +398,10 @@ func writeSecret(path string, data []byte) error {
 func (p *provisioning) deviceList() *cobra.Command {
 	return &cobra.Command{
 		Use:   "list TENANT",
-		Short: "List a tenant's devices",
+		Short: "List a tenant's devices, online or not (from their heartbeats, when the hub answers)",
 		Args:  cobra.ExactArgs(1),
-		RunE: func(_ *cobra.Command, args []string) error {
-			keys, _, done, err := p.keys()
+		RunE: func(cmd *cobra.Command, args []string) error {
+			keys, cfg, done, err := p.keys()
 			if err != nil {
 				return err
 			}
@@ -409,14 +410,39 @@ func (p *provisioning) deviceList() *cobra.Command {
 			if err != nil {
 				return err
 			}
+			// The key directory knows the devices; the hub knows which
+			// ones report. Without the hub the list is still useful.
+			var beats map[string]heartbeat.Document
+			if admin, err := p.admin(cfg, keys); err == nil {
+				if beats, err = admin.Heartbeats(cmd.Context(), args[0]); err != nil {
+					fmt.Fprintf(p.stderr, "canopy-hub: no heartbeats from the hub (%v): online state unknown\n", err)
+				}
+			}
+			now := time.Now()
 			w := tabwriter.NewWriter(p.stdout, 0, 4, 2, ' ', 0)
-			fmt.Fprintln(w, "DEVICE\tSTATE\tISSUED\tUSER")
+			fmt.Fprintln(w, "DEVICE\tSTATE\tLINK\tLAST SEEN\tVERSION\tBACKLOG\tISSUED\tUSER")
 			for _, d := range devices {
 				state := "active"
 				if d.Revoked {
 					state = "revoked"
 				}
-				fmt.Fprintf(w, "%s\t%s\t%s\t%s\n", d.Name, state, d.Issued.UTC().Format(time.RFC3339), d.User)
+				link, seen, ver, backlog := "unknown", "-", "-", "-"
+				if beats != nil {
+					link = "offline"
+				}
+				if b, ok := beats[d.Name]; ok {
+					if b.Online(now) {
+						link = "online"
+					}
+					seen = now.Sub(b.Sent).Round(time.Second).String() + " ago"
+					ver = b.Version
+					var msgs uint64
+					for _, s := range b.Streams {
+						msgs += s.Msgs
+					}
+					backlog = fmt.Sprint(msgs)
+				}
+				fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", d.Name, state, link, seen, ver, backlog, d.Issued.UTC().Format(time.RFC3339), d.User)
 			}
 			return w.Flush()
 		},

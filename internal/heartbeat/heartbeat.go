@@ -1,0 +1,55 @@
+// Package heartbeat is the document a leaf reports about itself to its
+// hub, periodically, as its key in the tenant's "devices" KV bucket: what
+// runs, since when, how its link and its streams are. The leaf writes it
+// and the hub reads it; both import this package, neither imports the
+// other.
+package heartbeat
+
+import "time"
+
+// Bucket is the tenant's KV bucket of heartbeats, keyed by device.
+const Bucket = "devices"
+
+// DefaultInterval is how often a leaf reports.
+const DefaultInterval = 30 * time.Second
+
+// Document is one heartbeat.
+type Document struct {
+	Device   string        `json:"device"`
+	Version  string        `json:"version"`
+	Started  time.Time     `json:"started"`
+	Sent     time.Time     `json:"sent"`
+	Interval time.Duration `json:"interval"` // until the next one
+	Link     Link          `json:"link"`
+	Streams  []Stream      `json:"streams,omitempty"`
+}
+
+// Link is the uplink's state as the leaf sees it.
+type Link struct {
+	URL        string    `json:"url"`
+	Since      time.Time `json:"since"`
+	Reconnects uint64    `json:"reconnects"`
+	MsgsIn     uint64    `json:"msgs_in"`
+	MsgsOut    uint64    `json:"msgs_out"`
+	LastError  string    `json:"last_error,omitempty"`
+}
+
+// Stream is a leaf stream's backlog: what waits on the device for the hub.
+type Stream struct {
+	Name      string        `json:"name"`
+	Msgs      uint64        `json:"msgs"`
+	Bytes     uint64        `json:"bytes"`
+	OldestAge time.Duration `json:"oldest_age"`
+	Dropped   uint64        `json:"dropped"`
+}
+
+// Online reports whether a device whose last heartbeat is d is online at
+// now: it is when the next heartbeat is not overdue (one interval, plus
+// as much again for a slow link).
+func (d Document) Online(now time.Time) bool {
+	interval := d.Interval
+	if interval <= 0 {
+		interval = DefaultInterval
+	}
+	return now.Sub(d.Sent) <= 2*interval+5*time.Second
+}

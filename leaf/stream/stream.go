@@ -47,6 +47,8 @@ type Manager struct {
 	link    Link
 	streams []*Stream
 	stopped chan struct{} // closed when Run returns: nobody appends any more
+	// replaySlots bounds the replay requests served at once.
+	replaySlots chan struct{}
 }
 
 // ErrStopped refuses a message offered after the streams stopped.
@@ -105,7 +107,7 @@ func New(cfgs []Config, device string, st *store.Store, srv *natsd.Server, link 
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	m := &Manager{device: device, log: log.With("component", "stream"), link: link, in: srv.NewInternal("streams"), stopped: make(chan struct{})}
+	m := &Manager{device: device, log: log.With("component", "stream"), link: link, in: srv.NewInternal("streams"), stopped: make(chan struct{}), replaySlots: make(chan struct{}, replayWorkers)}
 	for _, c := range cfgs {
 		c = c.WithDefaults()
 		limits := store.Limits{MaxMsgs: c.MaxMsgs, MaxBytes: int64(c.MaxBytes), MaxAge: c.MaxAge.Std()}
@@ -168,11 +170,22 @@ func (m *Manager) Run(ctx context.Context) error {
 			return fmt.Errorf("stream %s: %w", s.cfg.Name, err)
 		}
 		defer unsubLast()
+		unsubReplay, err := m.in.Subscribe(ReplayPrefix+s.cfg.Name+".*", "", func(subj, reply, _, payload []byte) {
+			s.serveReplay(subj, reply, payload)
+		})
+		if err != nil {
+			return fmt.Errorf("stream %s: %w", s.cfg.Name, err)
+		}
+		defer unsubReplay()
 		wg.Add(2)
 		go func() { defer wg.Done(); s.appendLoop(ctx) }()
 		go func() { defer wg.Done(); s.syncLoop(ctx) }()
 	}
 	wg.Wait()
+	// Wait for replay requests in progress; later ones are answered busy.
+	for range replayWorkers {
+		m.replaySlots <- struct{}{}
+	}
 	return nil
 }
 

@@ -399,7 +399,7 @@ func (d *Downlink) take(r reply) error {
 	// before the hub hears of it.
 	var last [8]byte
 	binary.BigEndian.PutUint64(last[:], seq)
-	if err := d.table.Put(pendingKey(seq), encode(subj, r.hdr, r.payload)); err != nil {
+	if err := d.table.Put(pendingKey(seq), stream.EncodeRecord([]byte(subj), r.hdr, r.payload)); err != nil {
 		return fmt.Errorf("store command: %w", err)
 	}
 	if err := d.table.Put(lastKey, last[:]); err != nil {
@@ -443,11 +443,11 @@ func (d *Downlink) deliverPending() error {
 	}
 	done := 0
 	for _, p := range todo {
-		subj, hdr, payload, err := decode(p.rec)
+		subj, hdr, payload, err := stream.DecodeRecord(p.rec)
 		if err != nil {
 			return fmt.Errorf("stored command %d: %w", p.seq, err)
 		}
-		if !d.in.PublishLocal([]byte(subj), nil, hdr, payload) {
+		if !d.in.PublishLocal(subj, nil, hdr, payload) {
 			break
 		}
 		if err := d.table.Delete(pendingKey(p.seq)); err != nil {
@@ -492,36 +492,4 @@ func streamSeq(ack string) (uint64, bool) {
 	}
 	seq, err := strconv.ParseUint(tok, 10, 64)
 	return seq, err == nil && seq > 0
-}
-
-// A stored command: subject length (2 bytes), subject, header length (4
-// bytes), header, payload.
-func encode(subj string, hdr, payload []byte) []byte {
-	b := make([]byte, 0, 6+len(subj)+len(hdr)+len(payload))
-	b = binary.BigEndian.AppendUint16(b, uint16(len(subj)))
-	b = append(b, subj...)
-	b = binary.BigEndian.AppendUint32(b, uint32(len(hdr)))
-	b = append(b, hdr...)
-	return append(b, payload...)
-}
-
-func decode(b []byte) (subj string, hdr, payload []byte, err error) {
-	if len(b) < 2 {
-		return "", nil, nil, errors.New("truncated record")
-	}
-	n := int(binary.BigEndian.Uint16(b))
-	b = b[2:]
-	if len(b) < n+4 {
-		return "", nil, nil, errors.New("truncated record")
-	}
-	subj, b = string(b[:n]), b[n:]
-	h := int(binary.BigEndian.Uint32(b))
-	b = b[4:]
-	if len(b) < h {
-		return "", nil, nil, errors.New("truncated record")
-	}
-	if h > 0 {
-		hdr = b[:h]
-	}
-	return subj, hdr, b[h:], nil
 }

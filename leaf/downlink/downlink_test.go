@@ -1,9 +1,6 @@
 package downlink
 
-import (
-	"bytes"
-	"testing"
-)
+import "testing"
 
 func TestStreamSeqFromAckSubjects(t *testing.T) {
 	for _, c := range []struct {
@@ -31,19 +28,6 @@ func TestSplitAck(t *testing.T) {
 	}
 	if _, _, ok := splitAck("_INBOX.x"); ok {
 		t.Error("a non-ack reply was accepted")
-	}
-}
-
-func TestRecordRoundTripAndTruncation(t *testing.T) {
-	rec := encode("cmd.pi.set", []byte("NATS/1.0\r\nA: b\r\n\r\n"), []byte("payload"))
-	subj, hdr, payload, err := decode(rec)
-	if err != nil || subj != "cmd.pi.set" || !bytes.Equal(hdr, []byte("NATS/1.0\r\nA: b\r\n\r\n")) || string(payload) != "payload" {
-		t.Fatalf("round trip: %q %q %q %v", subj, hdr, payload, err)
-	}
-	for n := range len(rec) - len("payload") {
-		if _, _, _, err := decode(rec[:n]); err == nil {
-			t.Errorf("truncated at %d: no error", n)
-		}
 	}
 }
 

@@ -47,3 +47,10 @@ func withMsgID(dst, hdr []byte, id string) []byte {
 	dst = append(dst, id...)
 	return append(dst, "\r\n\r\n"...)
 }
+
+// EncodeRecord and DecodeRecord are the stored record's format, for other
+// parts of the leaf that store messages (the command downlink).
+func EncodeRecord(subj, hdr, payload []byte) []byte { return encode(subj, hdr, payload) }
+
+// DecodeRecord reads a record EncodeRecord made.
+func DecodeRecord(rec []byte) (subj, hdr, payload []byte, err error) { return decode(rec) }

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -91,4 +92,94 @@ func TestFirmwareRolloutToThreeLeaves(t *testing.T) {
 		}
 		return fmt.Errorf("rollout %s not done yet", r.ID)
 	})
+}
+
+// A wave rollout to ten real leaves at 20%: two get the firmware first;
+// their installs fail (their hook exits 1), which is above the 10%
+// threshold, so the rollout halts and no other leaf ever gets it.
+func TestFirmwareWaveRolloutHaltsOnFailures(t *testing.T) {
+	h, keys, admin := operatorHub(t)
+	tenant, err := keys.Tenant("t1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	artifact := make([]byte, 256<<10)
+	rand.Read(artifact)
+	if _, err := admin.PublishFirmware(ctx, "t1", hub.FirmwareMeta{Name: "sensor-fw", Version: "2.0.0", Platform: "any"}, bytes.NewReader(artifact)); err != nil {
+		t.Fatal(err)
+	}
+	on := true
+	for i := 1; i <= 10; i++ {
+		creds := deviceCreds(t, keys, "t1", fmt.Sprintf("pi-%02d", i))
+		path := filepath.Join(t.TempDir(), "sensor.bin")
+		runLeaf(t, leafWithMQTT(func(c *leaf.Config) {
+			c.ServerName = ""
+			c.Uplink = uplink.Config{URLs: []string{h.LeafNodeURL()}, Credentials: creds}
+			c.Firmware = agent.Config{
+				Enabled:     &on,
+				TrustedKeys: []string{tenant.FirmwareKey},
+				Poll:        config.Duration(time.Second),
+				Installers:  map[string]agent.InstallerConfig{"sensor-fw": {Type: agent.TypeFile, Path: path, Hook: []string{"false"}}},
+			}
+		}))
+	}
+	signed, _, err := admin.FirmwareManifest(ctx, "t1", "sensor-fw", "2.0.0", "any")
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := admin.CreateRollout(ctx, "t1", hub.RolloutSpec{Manifest: signed, Target: "all", Percent: 20, Threshold: hub.DefaultRolloutThreshold})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var halted hub.Rollout
+	waitfor.For(t, 60*time.Second, func() error {
+		rs, err := admin.Rollouts(ctx, "t1")
+		if err != nil {
+			return err
+		}
+		for _, x := range rs {
+			if x.ID == r.ID && x.State == hub.RolloutHalted {
+				halted = x
+				return nil
+			}
+		}
+		return fmt.Errorf("rollout %s not halted yet", r.ID)
+	})
+	if len(halted.Assigned) != 2 || halted.Reason == "" {
+		t.Fatalf("halted rollout assigned %v (reason %q), want exactly the first wave of 2", halted.Assigned, halted.Reason)
+	}
+	t.Logf("halted: %s", halted.Reason)
+	// Both first-wave devices end failed; nobody else hears of it.
+	waitfor.For(t, 30*time.Second, func() error {
+		st, err := admin.FirmwareStatuses(ctx, "t1")
+		if err != nil {
+			return err
+		}
+		failed := 0
+		for device, s := range st {
+			if s.Rollout != r.ID {
+				continue
+			}
+			if !slices.Contains(halted.Assigned, device) {
+				t.Fatalf("%s, outside the first wave, reports %s", device, s.State)
+			}
+			if s.State == firmware.StateFailed {
+				failed++
+			}
+		}
+		if failed != 2 {
+			return fmt.Errorf("%d of the first wave failed so far", failed)
+		}
+		return nil
+	})
+	rs, err := admin.Rollouts(ctx, "t1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, x := range rs {
+		if x.ID == r.ID && (x.State != hub.RolloutHalted || len(x.Assigned) != 2) {
+			t.Fatalf("rollout now %s with %v assigned", x.State, x.Assigned)
+		}
+	}
 }

@@ -42,6 +42,8 @@ type EnrollResponse struct {
 	Device       string   `json:"device"`
 	JWT          string   `json:"jwt"`
 	LeafNodeURLs []string `json:"leafnode_urls"`
+	// FirmwareKeys are the keys the device's tenant signs firmware with.
+	FirmwareKeys []string `json:"firmware_keys,omitempty"`
 }
 
 type enrollServer struct {
@@ -190,7 +192,11 @@ func (e *enrollServer) serveEnroll(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	e.log.Info("device enrolled", "remote", r.RemoteAddr, "tenant", claims.Tenant, "device", claims.Device, "user", req.PublicKey, "token_id", claims.ID)
-	writeJSON(w, http.StatusOK, EnrollResponse{Tenant: claims.Tenant, Device: claims.Device, JWT: token, LeafNodeURLs: e.urls})
+	resp := EnrollResponse{Tenant: claims.Tenant, Device: claims.Device, JWT: token, LeafNodeURLs: e.urls}
+	if t, err := e.keys.Tenant(claims.Tenant); err == nil && t.FirmwareKey != "" {
+		resp.FirmwareKeys = []string{t.FirmwareKey}
+	}
+	writeJSON(w, http.StatusOK, resp)
 }
 
 func enrollError(w http.ResponseWriter, status int, msg string) {

@@ -303,6 +303,9 @@ func TestFleetEnrollmentService(t *testing.T) {
 	if code != http.StatusOK || out["device"] != "pi-042" || out["tenant"] != "acme" || out["jwt"] == "" {
 		t.Fatalf("enroll: %d %v", code, out)
 	}
+	if tenant, _ := keys.Tenant("acme"); fmt.Sprint(out["firmware_keys"]) != "["+tenant.FirmwareKey+"]" {
+		t.Errorf("firmware_keys %v, want the tenant's firmware key %s", out["firmware_keys"], tenant.FirmwareKey)
+	}
 	if urls, _ := out["leafnode_urls"].([]any); len(urls) != 1 || urls[0] != h.LeafNodeURL() {
 		t.Errorf("leafnode_urls %v, want [%s]", out["leafnode_urls"], h.LeafNodeURL())
 	}

@@ -206,6 +206,7 @@ func (p *provisioning) tenantAdd() *cobra.Command {
 				return err
 			}
 			fmt.Fprintf(p.stdout, "tenant %s: account %s\n", t.Name, t.Account)
+			fmt.Fprintf(p.stdout, "tenant %s: firmware signing key %s (devices trust it: firmware.trusted_keys; enrollment tells them)\n", t.Name, t.FirmwareKey)
 			return p.sync(cmd.Context(), cfg, keys, t.Name, accountJWT, replicas)
 		},
 	}

@@ -125,5 +125,10 @@ func runEnroll(ctx context.Context, load func() (leaf.Config, error), req enroll
 	}
 	fmt.Fprintf(stdout, "enrolled as device %s of tenant %s; credentials in %s\n", res.Device, res.Tenant, path)
 	fmt.Fprintf(stdout, "add to leaf.yaml:\nuplink:\n  urls: %s\n  credentials: %s\n", urls, path)
+	if len(res.FirmwareKeys) > 0 {
+		// The keys come over the same verified TLS connection as the
+		// credentials: trusting them is trusting this hub.
+		fmt.Fprintf(stdout, "firmware:\n  trusted_keys: [%s]\n", strings.Join(res.FirmwareKeys, ", "))
+	}
 	return nil
 }

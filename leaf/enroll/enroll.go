@@ -40,6 +40,7 @@ type Result struct {
 	Device       string   // the device id, the name in JWT
 	JWT          string   // the device's user JWT, issued by the hub
 	LeafNodeURLs []string // where the hub says the device connects; may be empty
+	FirmwareKeys []string // the keys the tenant signs firmware with; may be empty
 	seed         []byte   // the device's user seed, made here
 }
 
@@ -150,6 +151,7 @@ type answer struct {
 	Device       string   `json:"device"`
 	JWT          string   `json:"jwt"`
 	LeafNodeURLs []string `json:"leafnode_urls"`
+	FirmwareKeys []string `json:"firmware_keys"`
 }
 
 // Enroll makes the device's key pair, sends its public key and the token
@@ -214,7 +216,7 @@ func Enroll(ctx context.Context, req Request) (Result, error) {
 	if err := check(ans, pub); err != nil {
 		return Result{}, err
 	}
-	return Result{Tenant: ans.Tenant, Device: ans.Device, JWT: ans.JWT, LeafNodeURLs: ans.LeafNodeURLs, seed: seed}, nil
+	return Result{Tenant: ans.Tenant, Device: ans.Device, JWT: ans.JWT, LeafNodeURLs: ans.LeafNodeURLs, FirmwareKeys: ans.FirmwareKeys, seed: seed}, nil
 }
 
 // check verifies that the answer's JWT is a user JWT for pub, named as the

@@ -13,6 +13,9 @@
 //     a cut link being restored to the first message delivered upstream.
 //   - mqtt.sh measures MQTT brokers side by side: canopy-leaf's, Mosquitto
 //     (Debian's package) and nats-server's MQTT listener (see below).
+//   - firmware.sh measures a firmware rollout: one artifact from one hub to
+//     N canopy-leaf processes, with total time, hub egress and the leaves'
+//     RSS while they download, through fwbench (see below).
 //   - lib.sh holds the shell helpers the scripts source.
 //   - natsbench is the load generator, written on nats.go: pub/sub
 //     throughput and fan-out, queue groups, request/reply latency (each
@@ -24,6 +27,10 @@
 //     fixed rate, and idle connections held while the broker's memory is
 //     read. Every message is accounted for; `go run ./bench/mqttbench -h`
 //     and its package doc say how.
+//   - fwbench runs canopy-hub in operator mode in its own process and N
+//     canopy-leaf processes with firmware agents, rolls a random artifact
+//     out to all of them and samples their memory until every one applied
+//     it (`go run ./bench/fwbench -h`; its package doc says how).
 //   - natsserver runs nats-server exactly as the version in go.mod (the one
 //     canopy-hub embeds) with its default options, so it can be measured as
 //     a process like the others; with flags it is the hub of uplink.sh, a

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -37,21 +38,25 @@ func TestFirmwareRolloutToThreeLeaves(t *testing.T) {
 	}
 	on := true
 	var paths []string
+	var first *leaf.Node
 	for i := 1; i <= 3; i++ {
 		device := fmt.Sprintf("pi-%d", i)
 		path := filepath.Join(t.TempDir(), "sensor.bin")
 		paths = append(paths, path)
 		creds := deviceCreds(t, keys, "t1", device)
-		runLeaf(t, leafWithMQTT(func(c *leaf.Config) {
+		n, _, _ := runLeaf(t, leafWithMQTT(func(c *leaf.Config) {
 			c.ServerName = ""
 			c.Uplink = uplink.Config{URLs: []string{h.LeafNodeURL()}, Credentials: creds}
 			c.Firmware = agent.Config{
 				Enabled:     &on,
 				TrustedKeys: []string{tenant.FirmwareKey},
 				Poll:        config.Duration(time.Second),
-				Installers:  map[string]agent.InstallerConfig{"sensor-fw": {Type: agent.TypeFile, Path: path}},
+				Installers:  map[string]agent.InstallerConfig{"sensor-fw": {Type: agent.TypeFile, Path: path, ServeLocal: true}},
 			}
 		}))
+		if first == nil {
+			first = n
+		}
 	}
 	signed, _, err := admin.FirmwareManifest(ctx, "t1", "sensor-fw", "1.2.0", "any")
 	if err != nil {
@@ -92,6 +97,39 @@ func TestFirmwareRolloutToThreeLeaves(t *testing.T) {
 		}
 		return fmt.Errorf("rollout %s not done yet", r.ID)
 	})
+
+	// An MQTT sensor on the first device fetches the firmware from it:
+	// the manifest, verified with the tenant's key, then every chunk.
+	sensor := mqttClient(t, first.MQTT().Addr(), "sensor", nil)
+	got := newCollector()
+	for _, f := range []string{"firmware/sensor-fw/manifest", "firmware/sensor-fw/chunk/+", "firmware/sensor-fw/error"} {
+		subscribe(t, sensor, f, 0, got)
+	}
+	publish(t, sensor, "firmware/sensor-fw/get", 0, false, "manifest")
+	mm := got.next(t)
+	if mm.topic != "firmware/sensor-fw/manifest" {
+		t.Fatalf("sensor got %s: %s", mm.topic, mm.payload)
+	}
+	m, err := firmware.Verify([]byte(mm.payload), []string{tenant.FirmwareKey})
+	if err != nil {
+		t.Fatalf("manifest served to the sensor: %v", err)
+	}
+	var fetched []byte
+	for i := range m.Chunks {
+		publish(t, sensor, "firmware/sensor-fw/get", 0, false, strconv.Itoa(i))
+		c := got.next(t)
+		if c.topic != fmt.Sprintf("firmware/sensor-fw/chunk/%d", i) {
+			t.Fatalf("chunk %d: got %s: %.80s", i, c.topic, c.payload)
+		}
+		fetched = append(fetched, c.payload...)
+	}
+	if !bytes.Equal(fetched, artifact) {
+		t.Fatalf("sensor assembled %d bytes, not the artifact", len(fetched))
+	}
+	publish(t, sensor, "firmware/sensor-fw/get", 0, false, "999")
+	if e := got.next(t); e.topic != "firmware/sensor-fw/error" {
+		t.Fatalf("bad chunk index answered on %s", e.topic)
+	}
 }
 
 // A wave rollout to ten real leaves at 20%: two get the firmware first;

@@ -196,6 +196,11 @@ func (n *Node) Run(ctx context.Context) error {
 	if err := n.startFirmware(); err != nil {
 		return stopAll(err)
 	}
+	stopServing, err := n.serveLocalFirmware()
+	if err != nil {
+		return stopAll(err)
+	}
+	defer stopServing()
 	mqttCtx, stopMQTT := context.WithCancel(context.Background())
 	defer stopMQTT()
 	mqttDone := make(chan error, 1)
@@ -224,7 +229,7 @@ func (n *Node) Run(ctx context.Context) error {
 	}
 	n.log.Info("leaf ready", attrs...)
 	close(n.ready)
-	var err error
+	err = nil
 	restart := false
 	select {
 	case <-ctx.Done():

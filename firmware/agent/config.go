@@ -59,6 +59,11 @@ type InstallerConfig struct {
 	// /firmware/<name>/manifest, for sensors that update themselves from
 	// the device. Default: off.
 	HTTPListen string `yaml:"http_listen"`
+	// ServeLocal offers the installed artifact and its signed manifest to
+	// the device's own clients, NATS and MQTT sensors alike, on
+	// firmware.<name>.… (MQTT firmware/<name>/…; see the leaf). Default:
+	// off.
+	ServeLocal bool `yaml:"serve_local"`
 }
 
 // Installer types.

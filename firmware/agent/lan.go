@@ -10,6 +10,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/canopy-iot/canopy/firmware"
 )
 
 // lanServer serves installed artifacts and their signed manifests to
@@ -105,4 +107,16 @@ func (s *lanServer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("ETag", `"`+rec.m.SHA256+`"`)
 	}
 	http.ServeContent(w, r, "", fi.ModTime(), f)
+}
+
+// Installed returns what the agent applied last under name: the
+// artifact's path (when the installer left it), the signed manifest and
+// the manifest it holds. ok is false when nothing was applied through
+// the agent.
+func (a *Agent) Installed(name string) (artifact string, signed []byte, m firmware.Manifest, ok bool) {
+	rec, ok := a.dir.readInstalled(name)
+	if !ok {
+		return "", nil, firmware.Manifest{}, false
+	}
+	return a.dir.installedArtifact(name), rec.signed, rec.m, true
 }

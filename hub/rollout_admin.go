@@ -285,29 +285,7 @@ func (a *Admin) CancelRollout(ctx context.Context, tenant, id, reason string) (R
 // FirmwareStatuses reads every device's latest firmware report (bucket
 // "fw-status"), by device. Unreadable reports are left out.
 func (a *Admin) FirmwareStatuses(ctx context.Context, tenant string) (map[string]firmware.Status, error) {
-	nc, js, err := a.tenantJetStream(tenant)
-	if err != nil {
-		return nil, err
-	}
-	defer nc.Close()
-	ctx, cancel := context.WithTimeout(ctx, adminTimeout)
-	defer cancel()
-	kv, err := tenantKV(ctx, js, tenant, StatusBucket)
-	if err != nil {
-		return nil, err
-	}
-	entries, err := kvEntries(ctx, kv)
-	if err != nil {
-		return nil, fmt.Errorf("tenant %s: read %s: %w", tenant, StatusBucket, err)
-	}
-	out := make(map[string]firmware.Status, len(entries))
-	for _, e := range entries {
-		var st firmware.Status
-		if json.Unmarshal(e.Value(), &st) == nil {
-			out[e.Key()] = st
-		}
-	}
-	return out, nil
+	return readBucket[firmware.Status](ctx, a, tenant, StatusBucket)
 }
 
 // SetDeviceGroup defines (or redefines) a device group of the tenant, for

@@ -48,6 +48,23 @@ func tenantKV(ctx context.Context, js jetstream.JetStream, tenant, bucket string
 	return kv, nil
 }
 
+// readTenantKV runs read on one of a tenant's KV buckets through a
+// connection of its own, bounded by the admin timeout.
+func (a *Admin) readTenantKV(ctx context.Context, tenant, bucket string, read func(context.Context, jetstream.KeyValue) error) error {
+	nc, js, err := a.tenantJetStream(tenant)
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	ctx, cancel := context.WithTimeout(ctx, adminTimeout)
+	defer cancel()
+	kv, err := tenantKV(ctx, js, tenant, bucket)
+	if err != nil {
+		return err
+	}
+	return read(ctx, kv)
+}
+
 // kvEntries reads every live entry of a bucket.
 func kvEntries(ctx context.Context, kv jetstream.KeyValue) ([]jetstream.KeyValueEntry, error) {
 	w, err := kv.WatchAll(ctx, jetstream.IgnoreDeletes())
@@ -207,23 +224,14 @@ func rolloutsIn(ctx context.Context, kv jetstream.KeyValue) ([]Rollout, error) {
 }
 
 // Rollouts lists the tenant's rollouts, oldest first.
-func (a *Admin) Rollouts(ctx context.Context, tenant string) ([]Rollout, error) {
-	nc, js, err := a.tenantJetStream(tenant)
-	if err != nil {
-		return nil, err
-	}
-	defer nc.Close()
-	ctx, cancel := context.WithTimeout(ctx, adminTimeout)
-	defer cancel()
-	kv, err := tenantKV(ctx, js, tenant, RolloutsBucket)
-	if err != nil {
-		return nil, err
-	}
-	out, err := rolloutsIn(ctx, kv)
-	if err != nil {
-		return nil, fmt.Errorf("tenant %s: read rollouts: %w", tenant, err)
-	}
-	return out, nil
+func (a *Admin) Rollouts(ctx context.Context, tenant string) (out []Rollout, err error) {
+	err = a.readTenantKV(ctx, tenant, RolloutsBucket, func(ctx context.Context, kv jetstream.KeyValue) error {
+		if out, err = rolloutsIn(ctx, kv); err != nil {
+			return fmt.Errorf("tenant %s: read rollouts: %w", tenant, err)
+		}
+		return nil
+	})
+	return out, err
 }
 
 // CancelRollout stops a running or halted rollout: no more devices get
@@ -339,31 +347,26 @@ func (a *Admin) SetDeviceGroup(ctx context.Context, tenant, group string, device
 
 // DeviceGroups lists the tenant's device groups with their devices.
 func (a *Admin) DeviceGroups(ctx context.Context, tenant string) (map[string][]string, error) {
-	nc, js, err := a.tenantJetStream(tenant)
-	if err != nil {
-		return nil, err
-	}
-	defer nc.Close()
-	ctx, cancel := context.WithTimeout(ctx, adminTimeout)
-	defer cancel()
-	kv, err := tenantKV(ctx, js, tenant, RolloutsBucket)
-	if err != nil {
-		return nil, err
-	}
-	entries, err := kvEntries(ctx, kv)
-	if err != nil {
-		return nil, fmt.Errorf("tenant %s: read groups: %w", tenant, err)
-	}
 	out := map[string][]string{}
-	for _, e := range entries {
-		name, ok := cutGroupKey(e.Key())
-		if !ok {
-			continue
+	err := a.readTenantKV(ctx, tenant, RolloutsBucket, func(ctx context.Context, kv jetstream.KeyValue) error {
+		entries, err := kvEntries(ctx, kv)
+		if err != nil {
+			return fmt.Errorf("tenant %s: read groups: %w", tenant, err)
 		}
-		var list []string
-		if json.Unmarshal(e.Value(), &list) == nil {
-			out[name] = list
+		for _, e := range entries {
+			name, ok := cutGroupKey(e.Key())
+			if !ok {
+				continue
+			}
+			var list []string
+			if json.Unmarshal(e.Value(), &list) == nil {
+				out[name] = list
+			}
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	return out, nil
 }

@@ -157,6 +157,16 @@ func (p *provisioning) admin(cfg hub.Config, keys *fleet.Keys) (*hub.Admin, erro
 	return hub.NewAdmin(url, tlsConf, keys), nil
 }
 
+// push sends an account JWT, just changed in the key directory, to the
+// hub and returns how many nodes stored it.
+func (p *provisioning) push(cfg hub.Config, keys *fleet.Keys, accountJWT string) (int, error) {
+	admin, err := p.admin(cfg, keys)
+	if err != nil {
+		return 0, err
+	}
+	return admin.PushAccount(accountJWT)
+}
+
 func (p *provisioning) initCmd() *cobra.Command {
 	return &cobra.Command{
 		Use:   "init",
@@ -331,13 +341,10 @@ func (p *provisioning) tenantRemove() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			admin, err := p.admin(cfg, keys)
+			nodes, err := p.push(cfg, keys, tombstone)
 			if err == nil {
-				var nodes int
-				if nodes, err = admin.PushAccount(tombstone); err == nil {
-					fmt.Fprintf(p.stdout, "tenant %s removed on %d hub node%s; its JetStream data stays on the hub until deleted\n", args[0], nodes, plural(nodes))
-					return nil
-				}
+				fmt.Fprintf(p.stdout, "tenant %s removed on %d hub node%s; its JetStream data stays on the hub until deleted\n", args[0], nodes, plural(nodes))
+				return nil
 			}
 			return fmt.Errorf("tenant %s removed from %s, but the hub was not told (its devices stay connected): %w", args[0], p.keyDir, err)
 		},
@@ -465,13 +472,10 @@ func (p *provisioning) deviceRevoke() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			admin, err := p.admin(cfg, keys)
+			nodes, err := p.push(cfg, keys, accountJWT)
 			if err == nil {
-				var nodes int
-				if nodes, err = admin.PushAccount(accountJWT); err == nil {
-					fmt.Fprintf(p.stdout, "device %s of tenant %s revoked on %d hub node%s\n", args[1], args[0], nodes, plural(nodes))
-					return nil
-				}
+				fmt.Fprintf(p.stdout, "device %s of tenant %s revoked on %d hub node%s\n", args[1], args[0], nodes, plural(nodes))
+				return nil
 			}
 			return fmt.Errorf("device %s revoked in %s, but the hub was not told: %w\nrun canopy-hub tenant sync %s once the hub is reachable", args[1], p.keyDir, err, args[0])
 		},

@@ -22,6 +22,11 @@ type Document struct {
 	Interval time.Duration `json:"interval"` // until the next one
 	Link     Link          `json:"link"`
 	Streams  []Stream      `json:"streams,omitempty"`
+	// Health is the device's own condition, nil when the leaf's health
+	// reporting is off.
+	Health *Health `json:"health,omitempty"`
+	// Firmware is what the firmware agent runs, nil when it is off.
+	Firmware []Firmware `json:"firmware,omitempty"`
 }
 
 // Link is the uplink's state as the leaf sees it.
@@ -52,4 +57,25 @@ func (d Document) Online(now time.Time) bool {
 		interval = DefaultInterval
 	}
 	return now.Sub(d.Sent) <= 2*interval+5*time.Second
+}
+
+// Health is the part of the leaf's health report the hub shows: each
+// value is left out when the device could not read it.
+type Health struct {
+	CPUTempC     *float64 `json:"cpu_temp_c,omitempty"`
+	Load1        *float64 `json:"load1,omitempty"`
+	MemAvailable *uint64  `json:"mem_available_bytes,omitempty"`
+	MemTotal     *uint64  `json:"mem_total_bytes,omitempty"`
+	DiskFree     *uint64  `json:"disk_free_bytes,omitempty"`
+	DiskTotal    *uint64  `json:"disk_total_bytes,omitempty"`
+	// Throttled is true while the Raspberry Pi firmware reports
+	// under-voltage, frequency capping or thermal throttling.
+	Throttled bool `json:"throttled,omitempty"`
+}
+
+// Firmware is one artifact the device's agent manages.
+type Firmware struct {
+	Name    string `json:"name"`
+	Version string `json:"version"` // installed, "" before the first
+	State   string `json:"state"`   // the agent's state (firmware.State)
 }

@@ -50,6 +50,12 @@ type Program[T any] struct {
 	// run, check-config, version and the service commands). load reads
 	// the configuration the way run does, from --config and the flags.
 	Commands func(load func() (T, error), stdout, stderr io.Writer) []*cobra.Command
+	// Status, when set, makes `status` ask the running process what it
+	// is doing and print that (as JSON with asJSON). When it fails (no
+	// process answers where cfg says one listens), status prints the
+	// error and then the service manager's view. Default: the service
+	// manager's view only.
+	Status func(ctx context.Context, cfg T, asJSON bool, stdout io.Writer) error
 }
 
 // Runner is a binary's running parts. A Runner that also has
@@ -125,7 +131,17 @@ func Main[T any](ctx context.Context, p Program[T], args []string, stdout, stder
 			Run:   func(*cobra.Command, []string) { fmt.Fprintln(stdout, version.String(p.Name)) },
 		},
 	)
-	root.AddCommand(serviceCommands(p.Name, p.DefaultConfig, stdout)...)
+	var live liveStatus
+	if p.Status != nil {
+		live = func(ctx context.Context, asJSON bool) error {
+			cfg, err := load()
+			if err != nil {
+				return fmt.Errorf("cannot read the configuration to find the running process: %w", err)
+			}
+			return p.Status(ctx, cfg, asJSON, stdout)
+		}
+	}
+	root.AddCommand(serviceCommands(p.Name, p.DefaultConfig, stdout, stderr, live)...)
 	if p.Commands != nil {
 		root.AddCommand(p.Commands(load, stdout, stderr)...)
 	}

@@ -1,6 +1,7 @@
 package appliance
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -33,6 +34,10 @@ func (e exitStatus) Error() string { return fmt.Sprintf("exit status %d", int(e)
 // errNotRoot is an install or uninstall of the running system without root.
 var errNotRoot = errors.New("needs root")
 
+// liveStatus asks the running process for its summary and prints it
+// (Program.Status with the configuration loaded).
+type liveStatus func(ctx context.Context, asJSON bool) error
+
 // serviceManager installs and controls one of Canopy's binaries as a
 // system service. On Linux with systemd (installed, running or not) and
 // whenever root is set, it installs Canopy's own hardened unit from
@@ -45,8 +50,10 @@ type serviceManager struct {
 	out    io.Writer
 }
 
-// serviceCommands are install, uninstall, start, stop, restart and status.
-func serviceCommands(name, config string, stdout io.Writer) []*cobra.Command {
+// serviceCommands are install, uninstall, start, stop, restart and
+// status. With live, status first asks the running process what it is
+// doing (reading the configuration as run does, to find it).
+func serviceCommands(name, config string, stdout, stderr io.Writer, live liveStatus) []*cobra.Command {
 	m := &serviceManager{name: name, config: config, out: stdout}
 	cmd := func(use, short string, run func() error) *cobra.Command {
 		return &cobra.Command{
@@ -60,26 +67,45 @@ func serviceCommands(name, config string, stdout io.Writer) []*cobra.Command {
 						flags = append(flags, "--"+f.Name)
 					}
 				})
-				if len(flags) > 0 {
+				if len(flags) > 0 && (use != "status" || live == nil || m.root != "") {
 					return usageError{fmt.Errorf("%s takes no configuration flags (%s): the service reads %s", use, strings.Join(flags, ", "), config)}
 				}
 				return run()
 			},
 		}
 	}
-	withRoot := func(c *cobra.Command) *cobra.Command {
-		c.Flags().StringVar(&m.root, "root", "", "write under this directory, as the root of another system's tree (no root needed; nothing is run)")
-		c.Flags().MarkHidden("root")
-		return c
+	var asJSON bool
+	status := func() error {
+		if live != nil && m.root == "" {
+			err := live(context.Background(), asJSON)
+			if err == nil {
+				return nil
+			}
+			// No process to ask (or it could not be found): the service
+			// manager's view is the answer, and the reason goes first.
+			fmt.Fprintf(stderr, "%s: %v\n", name, err)
+		}
+		return m.status()
+	}
+	statusCmd := withRootFlag(m, cmd("status", "Print what the running "+name+" is doing; else whether its service is stopped or not installed (exit 0, 3 or 4)", status))
+	if live != nil {
+		statusCmd.Flags().BoolVar(&asJSON, "json", false, "print the running process's status document as JSON")
 	}
 	return []*cobra.Command{
-		withRoot(cmd("install", "Install "+name+" as a system service (enabled, not started)", m.install)),
-		withRoot(cmd("uninstall", "Stop and remove the system service (configuration and state stay)", m.uninstall)),
+		withRootFlag(m, cmd("install", "Install "+name+" as a system service (enabled, not started)", m.install)),
+		withRootFlag(m, cmd("uninstall", "Stop and remove the system service (configuration and state stay)", m.uninstall)),
 		cmd("start", "Start the system service", func() error { return m.control("start") }),
 		cmd("stop", "Stop the system service", func() error { return m.control("stop") }),
 		cmd("restart", "Restart the system service", func() error { return m.control("restart") }),
-		withRoot(cmd("status", "Print running, stopped or not installed (exit 0, 3 or 4)", m.status)),
+		statusCmd,
 	}
+}
+
+// withRootFlag gives c the hidden --root flag.
+func withRootFlag(m *serviceManager, c *cobra.Command) *cobra.Command {
+	c.Flags().StringVar(&m.root, "root", "", "write under this directory, as the root of another system's tree (no root needed; nothing is run)")
+	c.Flags().MarkHidden("root")
+	return c
 }
 
 func (m *serviceManager) unit() string { return systemd.Unit(m.name) }

@@ -206,7 +206,7 @@ func TestServiceCommandLine(t *testing.T) {
 		stderrPart string
 	}{
 		{[]string{"install", "--root", "ROOT", "--nats-listen", "127.0.0.1:0"}, appliance.ExitUsage, "install takes no configuration flags (--nats-listen)"},
-		{[]string{"status", "--config", "x.yaml"}, appliance.ExitUsage, "status takes no configuration flags (--config)"},
+		{[]string{"status", "--root", "ROOT", "--config", "x.yaml"}, appliance.ExitUsage, "status takes no configuration flags (--config)"},
 		{[]string{"install", "extra"}, appliance.ExitUsage, `unknown command "extra"`},
 		{[]string{"start", "--root", "ROOT"}, appliance.ExitUsage, "unknown flag: --root"},
 	}

@@ -51,6 +51,9 @@ type Config struct {
 	// Operator turns on operator mode (tenants, devices, enrollment); it
 	// replaces Accounts.
 	Operator Operator `yaml:"operator"`
+	// Dashboard is the hub's console: the fleet dashboard, its API and
+	// the Prometheus metrics.
+	Dashboard Dashboard `yaml:"dashboard"`
 
 	// NATSConfig is the path of a nats-server configuration file read first
 	// by nats-server's own parser, for settings Canopy does not model. The
@@ -178,7 +181,7 @@ func (c Config) WithDefaults() Config {
 	if c.JetStream.StoreDir == "" {
 		c.JetStream.StoreDir = DefaultStoreDir
 	}
-	return c.operatorDefaults()
+	return c.operatorDefaults().dashboardDefaults()
 }
 
 // Validate reports every problem in c at once, each as a *config.Error
@@ -208,6 +211,7 @@ func (c Config) Validate() error {
 	checkTLS(&errs, "leafnodes.tls", c.LeafNodes.TLS)
 	c.validateAccounts(&errs)
 	c.validateOperator(&errs)
+	c.validateDashboard(&errs)
 	if c.NATSConfig != "" {
 		checkReadable(&errs, "nats_config", c.NATSConfig)
 	}

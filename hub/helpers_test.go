@@ -23,6 +23,7 @@ func testConfig(t testing.TB) hub.Config {
 		HTTPListen: "127.0.0.1:0",
 		LeafNodes:  hub.LeafNodes{Listen: "127.0.0.1:0"},
 		JetStream:  hub.JetStream{StoreDir: t.TempDir()},
+		Dashboard:  hub.Dashboard{Listen: "127.0.0.1:0"},
 	}
 }
 

@@ -32,6 +32,9 @@ type Hub struct {
 
 	op     *operatorState // nil unless in operator mode
 	enroll *enrollServer  // nil unless enrollment is on
+	// console is nil when dashboard.listen is off; set in Run before
+	// Ready.
+	console *consoleServer
 }
 
 // New checks cfg (after applying defaults) and prepares the embedded
@@ -114,6 +117,10 @@ func (h *Hub) Run(ctx context.Context) error {
 		h.stop(false)
 		return err
 	}
+	if err := h.startConsole(); err != nil {
+		h.stop(false)
+		return err
+	}
 	h.log.Info("hub ready", "server_name", h.ns.Name(), "client", h.ClientURL(),
 		"leafnodes", h.LeafNodeURL(), "monitor", h.MonitorURL())
 	close(h.ready)
@@ -156,6 +163,7 @@ func (h *Hub) waitListeners(ctx context.Context) error {
 }
 
 func (h *Hub) stop(graceful bool) {
+	h.stopConsole()
 	h.stopRollouts()
 	h.stopEnroll()
 	h.mu.Lock()
@@ -204,7 +212,7 @@ func (h *Hub) Reload(cfg Config) error {
 		return err
 	}
 	h.mu.Lock()
-	running := h.cfg.Operator
+	running, dashboard := h.cfg.Operator, h.cfg.Dashboard
 	h.mu.Unlock()
 	if !reflect.DeepEqual(cfg.Operator, running) {
 		return errors.New("reload: operator settings changed: restart the hub to apply them")
@@ -222,6 +230,9 @@ func (h *Hub) Reload(cfg Config) error {
 	h.mu.Unlock()
 	if err := h.enableAccountJetStream(); err != nil {
 		return err
+	}
+	if !reflect.DeepEqual(cfg.Dashboard, dashboard) {
+		h.log.Warn("dashboard settings changed: restart the hub to apply them")
 	}
 	h.log.Info("configuration reloaded")
 	return nil

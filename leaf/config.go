@@ -63,6 +63,9 @@ type Config struct {
 	// Firmware follows the device's desired firmware from the hub:
 	// download, verify, stage, apply. Default: off.
 	Firmware agent.Config `yaml:"firmware"`
+	// Monitor serves /metrics (Prometheus) and /status (JSON, read by
+	// `canopy-leaf status`). Default: on, at 127.0.0.1:8223.
+	Monitor MonitorConfig `yaml:"monitor"`
 }
 
 // DefaultDataDir is where state goes when data_dir is not set.
@@ -112,6 +115,7 @@ func (c Config) WithDefaults() Config {
 		c.Heartbeat = config.Duration(heartbeat.DefaultInterval)
 	}
 	c.Firmware = c.Firmware.WithDefaults(c.DataDir)
+	c.Monitor = c.Monitor.WithDefaults()
 	return c
 }
 
@@ -176,6 +180,7 @@ func (c Config) Validate() error {
 	errs.Add(config.Nest("health", c.Health.Validate()))
 	errs.Add(config.Nest("commands", c.Commands.Validate()))
 	errs.Add(config.Nest("firmware", c.Firmware.Validate()))
+	errs.Add(config.Nest("monitor", c.Monitor.Validate()))
 	if c.Firmware.On() && !c.Uplink.Enabled() {
 		errs.Addf("firmware.enabled", "needs an uplink: firmware comes from the hub")
 	}

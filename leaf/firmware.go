@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/canopy-iot/canopy/firmware"
 	"github.com/canopy-iot/canopy/firmware/agent"
 	"github.com/canopy-iot/canopy/leaf/natsd"
 )
@@ -40,6 +41,7 @@ type firmwareFetcher struct {
 	link      hubLink
 	inbox     string // _INBOX.<device>.<random>: under the device's _INBOX.<device>.>
 	connected chan struct{}
+	states    firmwareStates // what the agent reported, for the monitor
 
 	mu      sync.Mutex
 	next    uint64
@@ -69,6 +71,7 @@ func newFirmwareFetcher(srv *natsd.Server, link hubLink, device string) (*firmwa
 		link:      link,
 		inbox:     "_INBOX." + device + "." + hex.EncodeToString(b),
 		connected: make(chan struct{}, 1),
+		states:    firmwareStates{subject: firmware.EventsPrefix + device},
 		waiting:   map[string]waiter{},
 	}
 	if _, err := f.in.Subscribe(f.inbox+".*", "", f.onReply); err != nil {
@@ -153,6 +156,7 @@ func (f *firmwareFetcher) Request(ctx context.Context, subject string, payload [
 }
 
 func (f *firmwareFetcher) Publish(subject string, payload []byte) error {
+	f.states.note(subject, payload)
 	if !f.link.Up() {
 		return errLinkDown
 	}

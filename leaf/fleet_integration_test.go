@@ -15,6 +15,7 @@ import (
 	"github.com/canopy-iot/canopy/internal/hubtest"
 	waitfor "github.com/canopy-iot/canopy/internal/wait"
 	"github.com/canopy-iot/canopy/leaf"
+	"github.com/canopy-iot/canopy/leaf/stream"
 	"github.com/canopy-iot/canopy/leaf/uplink"
 )
 
@@ -207,5 +208,37 @@ func TestHeartbeatReachesTheHub(t *testing.T) {
 	// Tenant t2 sees nothing of it.
 	if beats, err := admin.Heartbeats(context.Background(), "t2"); err != nil || len(beats) != 0 {
 		t.Fatalf("tenant t2 sees %v (err %v)", beats, err)
+	}
+}
+
+// The device's own services (the stream replay API, firmware served on
+// the LAN) are local: their subscriptions are not announced to the hub,
+// which would refuse them under the device's permissions.
+func TestDeviceServicesStayOffTheUplink(t *testing.T) {
+	h, keys, _ := operatorHub(t)
+	creds := deviceCreds(t, keys, "t1", "pi-007")
+	n, logs, _ := runLeaf(t, leafWithMQTT(func(c *leaf.Config) {
+		c.ServerName = ""
+		c.Uplink = uplink.Config{URLs: []string{h.LeafNodeURL()}, Credentials: creds}
+		c.Streams = []stream.Config{{Name: "sensors", Subjects: []string{"sensors.>"}}}
+	}))
+	waitfor.For(t, 10*time.Second, func() error {
+		if s := n.Uplink().Stats(); !s.Connected {
+			return errorString("uplink not connected: " + s.LastError)
+		}
+		return nil
+	})
+	// A round trip through the hub after the link came up: by then every
+	// subscription the leaf had has been announced (or refused) in order.
+	nc, err := nats.Connect(n.NATSURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	if _, err := nc.Request("$CANOPY.STREAM.sensors.INFO", nil, 5*time.Second); err != nil {
+		t.Fatalf("replay API: %v", err)
+	}
+	if got := logs.Count("$CANOPY"); got != 0 {
+		t.Fatalf("the leaf offered its local API to the hub (%d log lines):\n%s", got, logs)
 	}
 }

@@ -7,6 +7,8 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"sync/atomic"
+	"time"
 
 	"github.com/canopy-iot/canopy/leaf/downlink"
 	"github.com/canopy-iot/canopy/leaf/gpio"
@@ -34,6 +36,9 @@ type Node struct {
 	commands *downlink.Downlink // nil without a hub or when off
 	firmware *firmwarePart      // nil without a hub or when off
 	ready    chan struct{}
+
+	monitor atomic.Pointer[monitor] // nil when off or not listening
+	started time.Time               // set by Run
 }
 
 // storeFile is the store of the streams and of MQTT's retained messages
@@ -82,6 +87,14 @@ func New(cfg Config, log *slog.Logger) (*Node, error) {
 			// a plain subscription at the hub would bring each twice.
 			n.uplink.KeepLocal("cmd." + device + ".>")
 		}
+		// The device's own services answer local clients only: the hub
+		// neither may nor should reach them.
+		n.uplink.KeepLocal("$CANOPY.>")
+		for name, ic := range cfg.Firmware.Installers {
+			if ic.ServeLocal {
+				n.uplink.KeepLocal("firmware." + name + ".get")
+			}
+		}
 	}
 	if cfg.MQTT.On() {
 		opts := mqtt.Options{
@@ -113,6 +126,7 @@ func (n *Node) MQTT() *mqtt.Broker { return n.mqtt }
 // Run serves until ctx ends, then stops every part, letting each finish
 // what it has pending. It returns the first part's failure.
 func (n *Node) Run(ctx context.Context) error {
+	n.started = time.Now()
 	if err := os.MkdirAll(n.cfg.DataDir, 0o750); err != nil {
 		return fmt.Errorf("create data dir %s: %w", n.cfg.DataDir, err)
 	}
@@ -212,9 +226,14 @@ func (n *Node) Run(ctx context.Context) error {
 			return stopAll(err)
 		}
 	}
+	stopMonitor := n.startMonitor()
+	defer stopMonitor()
 	attrs := []any{"server_name", n.cfg.ServerName, "device", n.device, "nats", n.NATSURL(), "data_dir", n.cfg.DataDir, "uplink", n.cfg.Uplink.URLs}
 	if n.mqtt != nil {
 		attrs = append(attrs, "mqtt", n.mqtt.Addr())
+	}
+	if u := n.MonitorURL(); u != "" {
+		attrs = append(attrs, "monitor", u)
 	}
 	stopDevice := n.startDevice()
 	beatCtx, stopBeat := context.WithCancel(context.Background())

@@ -35,6 +35,7 @@ type Broker struct {
 	srv    *mochi.Server
 	bridge *bridge
 	flow   *flowHook
+	stats  *statsHook
 	tlsCfg *tls.Config // TLS listener's, loaded by New
 	wssCfg *tls.Config // WebSocket listener's, nil for ws://
 	tcp    *listener
@@ -86,6 +87,10 @@ func New(cfg Config, opts Options, log *slog.Logger) (*Broker, error) {
 		b.flow.complete = sessions.OnQosComplete
 	}
 	if err := srv.AddHook(b.flow, nil); err != nil {
+		return nil, fmt.Errorf("mqtt: %w", err)
+	}
+	b.stats = &statsHook{}
+	if err := srv.AddHook(b.stats, nil); err != nil {
 		return nil, fmt.Errorf("mqtt: %w", err)
 	}
 	b.bridge = newBridge(srv, opts.NATS, opts.Streams, log)

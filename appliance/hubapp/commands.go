@@ -56,7 +56,7 @@ func commands(load func() (hub.Config, error), stdout, stderr io.Writer) []*cobr
 		c.PersistentFlags().StringVar(&p.server, "server", "", "hub client URL for pushing changes (default from listen and tls)")
 		c.PersistentFlags().StringVar(&p.caFile, "ca", "", "CA file verifying the hub's TLS certificate (default tls.ca_file)")
 	}
-	cmds = append(cmds, tlsCommand(stdout, stderr))
+	cmds = append(cmds, tlsCommand(stdout, stderr), dashboardCommand(load, stdout, stderr))
 	return cmds
 }
 

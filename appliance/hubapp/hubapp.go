@@ -32,6 +32,7 @@ var HubSettings = []appliance.Setting{
 	{Path: "jetstream.max_file", Usage: "JetStream file storage limit, e.g. 100GiB"},
 	{Path: "jetstream.domain", Usage: "JetStream domain"},
 	{Path: "leafnodes.listen", Usage: "leafnode listen address host:port, or \"off\" (default " + hub.DefaultLeafNodesListen + ")"},
+	{Path: "dashboard.listen", Usage: "dashboard, API and metrics listen address, or \"off\" (default " + hub.DefaultDashboardListen + ")"},
 	{Path: "nats_config", Usage: "nats-server configuration file for settings Canopy does not model"},
 }
 
@@ -53,4 +54,5 @@ var Program = appliance.Program[hub.Config]{
 		return hub.New(c, log)
 	},
 	Commands: commands,
+	Status:   liveStatus,
 }

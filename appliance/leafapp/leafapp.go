@@ -38,6 +38,7 @@ var LeafSettings = []appliance.Setting{
 	{Path: "uplink.urls", Usage: "hub leafnode URLs, e.g. tls://hub.example.com:7422", List: true},
 	{Path: "health.enabled", Usage: "publish the device's health document (default true)"},
 	{Path: "health.interval", Usage: "time between two health documents (default 30s)"},
+	{Path: "monitor.listen", Usage: "/metrics and /status listen address host:port, or \"off\" (default " + leaf.DefaultMonitorListen + ")"},
 }
 
 // LoadLeaf reads and checks the leaf configuration, like hubapp.LoadHub.
@@ -55,6 +56,7 @@ var Program = appliance.Program[leaf.Config]{
 		return leaf.New(c, log)
 	},
 	Commands: commands,
+	Status:   liveStatus,
 	// A self-updated binary in the data directory runs in place of the
 	// packaged one (see launcher).
 	BeforeRun: launcher(func(c leaf.Config) *agent.SelfInstaller {

@@ -121,7 +121,7 @@ var hubReady = regexp.MustCompile(`msg="hub ready".* client=(nats://\S+)`)
 func TestIntegrationBinaryZeroConfig(t *testing.T) {
 	bin := buildBinary(t)
 	dir := t.TempDir()
-	p := proctest.Start(t, bin, dir, hubReady, "--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0", "--leafnodes-listen", "127.0.0.1:0")
+	p := proctest.Start(t, bin, dir, hubReady, "--listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0", "--leafnodes-listen", "127.0.0.1:0", "--dashboard-listen", "127.0.0.1:0")
 
 	nc, err := nats.Connect(p.Ready[1])
 	if err != nil {

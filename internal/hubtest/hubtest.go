@@ -52,6 +52,7 @@ func OperatorConfig(t testing.TB, keys *fleet.Keys) hub.Config {
 		LeafNodes:  hub.LeafNodes{Listen: "127.0.0.1:0"},
 		JetStream:  hub.JetStream{StoreDir: t.TempDir()},
 		Operator:   hub.Operator{KeyDir: keys.Dir(), EnrollListen: "127.0.0.1:0"},
+		Dashboard:  hub.Dashboard{Listen: "127.0.0.1:0"},
 	}
 }
 

@@ -140,7 +140,9 @@ func (c *client) queueMsg(sid, subj, reply, hdr, payload []byte) (bool, chan str
 		c.outMu.Unlock()
 		return false, nil
 	}
+	size := len(payload)
 	if len(hdr) > 0 && c.headers.Load() {
+		size += len(hdr)
 		b := c.out.Tail(frameSize(subj, sid, reply, hdr, payload))
 		c.out.Commit(natsproto.AppendHMsg(b, subj, sid, reply, hdr, payload))
 	} else {
@@ -150,6 +152,10 @@ func (c *client) queueMsg(sid, subj, reply, hdr, payload []byte) (bool, chan str
 		c.out.Commit(natsproto.AppendMsg(b, subj, sid, reply, payload))
 	}
 	over := c.out.Len() > int(c.srv.cfg.MaxPending)
+	if !over {
+		c.srv.stats.msgsOut.Add(1)
+		c.srv.stats.bytesOut.Add(uint64(size))
+	}
 	var drained chan struct{}
 	if c.out.Len() > c.stallMark() {
 		if c.drained == nil {

@@ -117,6 +117,8 @@ func (c *client) publish(subj, reply, hdr, payload []byte) error {
 	if c.verbose {
 		c.queueProto(okLine)
 	}
+	c.srv.stats.msgsIn.Add(1)
+	c.srv.stats.bytesIn.Add(uint64(len(hdr) + len(payload)))
 	if len(reply) == 0 {
 		reply = nil
 	}

@@ -44,6 +44,8 @@ type Server struct {
 	clients map[uint64]*client
 	nextID  uint64
 	wg      sync.WaitGroup // client goroutines
+
+	stats counters
 }
 
 // New checks cfg (after applying defaults) and prepares a server without
@@ -152,6 +154,7 @@ func (s *Server) startClient(conn net.Conn) {
 	full := len(s.clients) >= s.cfg.MaxConnections
 	if !full {
 		s.clients[c.id] = c
+		s.stats.conns.Add(1)
 	}
 	s.wg.Add(2)
 	s.mu.Unlock()

@@ -332,9 +332,9 @@ func (m *consoleModel) session(ctx context.Context, tenant string, creds []byte,
 	}
 	// Until a bucket's initial values are in, its entries go to a fresh
 	// map that then replaces the previous session's.
-	fresh := make([]map[string][]byte, len(consoleBuckets))
+	fresh := make([]map[string]jetstream.KeyValueEntry, len(consoleBuckets))
 	for i := range fresh {
-		fresh[i] = map[string][]byte{}
+		fresh[i] = map[string]jetstream.KeyValueEntry{}
 	}
 	expire := time.After(renew)
 	for {
@@ -366,22 +366,18 @@ func (m *consoleModel) session(ctx context.Context, tenant string, creds []byte,
 			fresh[i] = nil
 		case fresh[i] != nil:
 			if e.Operation() == jetstream.KeyValuePut {
-				fresh[i][e.Key()] = e.Value()
+				fresh[i][e.Key()] = e
 			} else {
 				delete(fresh[i], e.Key())
 			}
 		default:
-			var value []byte
-			if e.Operation() == jetstream.KeyValuePut {
-				value = e.Value()
-			}
-			m.update(tenant, consoleBuckets[i], e.Key(), value)
+			m.update(tenant, consoleBuckets[i], e)
 		}
 	}
 }
 
 // replace takes in a bucket's full contents.
-func (m *consoleModel) replace(tenant, bucket string, entries map[string][]byte) {
+func (m *consoleModel) replace(tenant, bucket string, entries map[string]jetstream.KeyValueEntry) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	tv, ok := m.tenants[tenant]
@@ -397,30 +393,36 @@ func (m *consoleModel) replace(tenant, bucket string, entries map[string][]byte)
 		clear(tv.rollouts)
 		clear(tv.groups)
 	}
-	for k, v := range entries {
-		tv.apply(bucket, k, v)
+	for _, e := range entries {
+		tv.apply(bucket, e)
 	}
 	tv.refreshOnline(time.Now())
 	m.touch()
 }
 
-// update takes in one change; a nil value is a deletion.
-func (m *consoleModel) update(tenant, bucket, key string, value []byte) {
+// update takes in one change: a put, a delete or a purge.
+func (m *consoleModel) update(tenant, bucket string, e jetstream.KeyValueEntry) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	tv, ok := m.tenants[tenant]
 	if !ok {
 		return
 	}
-	tv.apply(bucket, key, value)
+	tv.apply(bucket, e)
 	tv.refreshOnline(time.Now())
 	m.touch()
 }
 
-// apply sets or (value nil) deletes one entry. The key names the device:
-// each device may write only its own, so the key, not the document, says
-// whose it is. Documents that do not parse are left out.
-func (tv *tenantView) apply(bucket, key string, value []byte) {
+// apply sets (a put) or deletes (a delete or purge) one entry. The key
+// names the device: each device may write only its own, so the key, not
+// the document, says whose it is. Documents that do not parse are left
+// out.
+func (tv *tenantView) apply(bucket string, e jetstream.KeyValueEntry) {
+	key := e.Key()
+	var value []byte
+	if e.Operation() == jetstream.KeyValuePut {
+		value = e.Value()
+	}
 	switch bucket {
 	case DevicesBucket:
 		var doc heartbeat.Document
@@ -429,6 +431,8 @@ func (tv *tenantView) apply(bucket, key string, value []byte) {
 			delete(tv.online, key)
 			return
 		}
+		// By the hub's clock: a device's own may be far off.
+		doc.Received = e.Created()
 		tv.beats[key] = doc
 	case StatusBucket:
 		var st firmware.Status

@@ -669,3 +669,31 @@ func TestConsoleAddressInUse(t *testing.T) {
 		t.Fatalf("hub with its dashboard address taken: %v", err)
 	}
 }
+
+// A device whose clock is far off (a board without a real-time clock,
+// booted offline) is online and last seen by the hub's clock, in the
+// console as in `canopy-hub device list`.
+func TestConsoleGoesByTheHubsClock(t *testing.T) {
+	c := startConsole(t, "acme")
+	nc := c.device(t, "acme", "pi-1")
+	before := time.Now()
+	skewed := before.Add(-48 * time.Hour)
+	beat(t, nc, heartbeat.Document{Device: "pi-1", Version: "v1", Started: skewed, Sent: skewed, Interval: time.Minute})
+	wait.For(t, 10*time.Second, func() error {
+		d, ok := findDevice(c.fleet(t), "acme", "pi-1")
+		switch {
+		case !ok || d.LastSeen == nil:
+			return fmt.Errorf("pi-1 not seen yet: %+v", d)
+		case !d.Online || d.LastSeen.Before(before.Add(-time.Second)):
+			t.Fatalf("pi-1 with its clock 48h behind: online %v, last seen %v; want online, seen after %v", d.Online, d.LastSeen, before)
+		}
+		return nil
+	})
+	beats, err := c.admin.Heartbeats(context.Background(), "acme")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if b := beats["pi-1"]; !b.Online(time.Now()) || b.LastSeen().Before(before.Add(-time.Second)) {
+		t.Fatalf("Heartbeats: pi-1 received %v, online %v", b.Received, b.Online(time.Now()))
+	}
+}

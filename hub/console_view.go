@@ -194,7 +194,7 @@ func (tv *tenantView) device(id, group string, now time.Time) FleetDevice {
 	doc, ok := tv.beats[id]
 	if ok {
 		d.Online = doc.Online(now)
-		d.LastSeen = timePtr(doc.Sent)
+		d.LastSeen = timePtr(doc.LastSeen())
 		d.Version = doc.Version
 		d.Started = timePtr(doc.Started)
 		d.Link = FleetLink{URL: doc.Link.URL, Since: timePtr(doc.Link.Since), Reconnects: doc.Link.Reconnects, LastError: doc.Link.LastError}

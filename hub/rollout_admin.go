@@ -293,7 +293,7 @@ func (a *Admin) CancelRollout(ctx context.Context, tenant, id, reason string) (R
 // FirmwareStatuses reads every device's latest firmware report (bucket
 // "fw-status"), by device. Unreadable reports are left out.
 func (a *Admin) FirmwareStatuses(ctx context.Context, tenant string) (map[string]firmware.Status, error) {
-	return readBucket[firmware.Status](ctx, a, tenant, StatusBucket)
+	return readBucket[firmware.Status](ctx, a, tenant, StatusBucket, nil)
 }
 
 // SetDeviceGroup defines (or redefines) a device group of the tenant, for

@@ -442,7 +442,7 @@ func (p *provisioning) deviceList() *cobra.Command {
 					if b.Online(now) {
 						link = "online"
 					}
-					seen = now.Sub(b.Sent).Round(time.Second).String() + " ago"
+					seen = now.Sub(b.LastSeen()).Round(time.Second).String() + " ago"
 					ver = b.Version
 					var msgs uint64
 					for _, s := range b.Streams {

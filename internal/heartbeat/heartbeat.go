@@ -19,6 +19,11 @@ type Document struct {
 	Version  string        `json:"version"`
 	Started  time.Time     `json:"started"`
 	Sent     time.Time     `json:"sent"`
+	// Received is when the hub stored the heartbeat, by the hub's clock;
+	// set by the reader from the KV entry, never sent. A device without a
+	// real-time clock may boot with its clock far off: Online and
+	// LastSeen go by Received when it is known.
+	Received time.Time `json:"-"`
 	Interval time.Duration `json:"interval"` // until the next one
 	Link     Link          `json:"link"`
 	Streams  []Stream      `json:"streams,omitempty"`
@@ -48,6 +53,15 @@ type Stream struct {
 	Dropped   uint64        `json:"dropped"`
 }
 
+// LastSeen is when the heartbeat arrived: Received, or Sent when the
+// reader did not know.
+func (d Document) LastSeen() time.Time {
+	if !d.Received.IsZero() {
+		return d.Received
+	}
+	return d.Sent
+}
+
 // Online reports whether a device whose last heartbeat is d is online at
 // now: it is when the next heartbeat is not overdue (one interval, plus
 // as much again for a slow link).
@@ -56,7 +70,7 @@ func (d Document) Online(now time.Time) bool {
 	if interval <= 0 {
 		interval = DefaultInterval
 	}
-	return now.Sub(d.Sent) <= 2*interval+5*time.Second
+	return now.Sub(d.LastSeen()) <= 2*interval+5*time.Second
 }
 
 // Health is the part of the leaf's health report the hub shows: each

@@ -4,6 +4,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/canopy-iot/canopy/firmware"
+	"github.com/canopy-iot/canopy/internal/heartbeat"
 )
 
 func init() {
@@ -74,5 +77,26 @@ func TestDashboardConfig(t *testing.T) {
 	}
 	if err := (Config{Dashboard: Dashboard{Listen: Off}}).WithDefaults().Validate(); err != nil {
 		t.Errorf("off: %v", err)
+	}
+}
+
+// The agent's status report, written on every change, wins over an older
+// heartbeat's firmware; a newer heartbeat wins over an older report.
+func TestDeviceFirmwareFreshestReportWins(t *testing.T) {
+	now := time.Now()
+	tv := newTenantView()
+	tv.beats["pi-1"] = heartbeat.Document{Device: "pi-1", Sent: now.Add(-20 * time.Second), Received: now,
+		Firmware: []heartbeat.Firmware{{Name: "app", Version: "1.0.0", State: "applied"}}}
+	tv.statuses["pi-1"] = firmware.Status{Device: "pi-1", Name: "app", Version: "1.1.0", Running: "1.0.0",
+		State: firmware.StateFailed, Reason: "install: hook exited 3", Updated: now.Add(-5 * time.Second)}
+	d := tv.device("pi-1", "", now)
+	if len(d.Firmware) != 1 || d.Firmware[0].State != "failed" || d.Firmware[0].Error != "install: hook exited 3" {
+		t.Fatalf("newer status report: %+v", d.Firmware)
+	}
+	st := tv.statuses["pi-1"]
+	st.Updated = now.Add(-time.Minute)
+	tv.statuses["pi-1"] = st
+	if d := tv.device("pi-1", "", now); len(d.Firmware) != 1 || d.Firmware[0].State != "applied" || d.Firmware[0].Version != "1.0.0" || d.Firmware[0].Error != "" {
+		t.Fatalf("newer heartbeat: %+v", d.Firmware)
 	}
 }

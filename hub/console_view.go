@@ -3,6 +3,7 @@ package hub
 import (
 	"cmp"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -206,7 +207,16 @@ func (tv *tenantView) device(id, group string, now time.Time) FleetDevice {
 		}
 		d.Health = doc.Health
 		for _, f := range doc.Firmware {
-			d.Firmware = append(d.Firmware, FleetFirmware{Name: f.Name, Version: f.Version, State: f.State, Error: statusError(f.Name)})
+			if hasStatus && st.Name == f.Name && st.Updated.After(doc.Sent) {
+				// The agent reports each change at once; the heartbeat
+				// may be one interval old. (Both times are the device's.)
+				continue
+			}
+			var reason string
+			if f.State == string(firmware.StateFailed) || f.State == string(firmware.StateRolledBack) {
+				reason = statusError(f.Name)
+			}
+			d.Firmware = append(d.Firmware, FleetFirmware{Name: f.Name, Version: f.Version, State: f.State, Error: reason})
 		}
 	}
 	if hasStatus && st.Name != "" && !slices.ContainsFunc(d.Firmware, func(f FleetFirmware) bool { return f.Name == st.Name }) {
@@ -215,6 +225,7 @@ func (tv *tenantView) device(id, group string, now time.Time) FleetDevice {
 			v = st.Version
 		}
 		d.Firmware = append(d.Firmware, FleetFirmware{Name: st.Name, Version: v, State: string(st.State), Error: statusError(st.Name)})
+		slices.SortFunc(d.Firmware, func(a, b FleetFirmware) int { return strings.Compare(a.Name, b.Name) })
 	}
 	return d
 }

@@ -112,19 +112,8 @@ func (m *consoleModel) touch() {
 
 // run keeps one watcher per tenant until ctx ends.
 func (m *consoleModel) run(ctx context.Context) {
-	type worker struct {
-		cancel context.CancelFunc
-		done   chan struct{}
-	}
-	workers := map[string]worker{}
-	defer func() {
-		for _, w := range workers {
-			w.cancel()
-		}
-		for _, w := range workers {
-			<-w.done
-		}
-	}()
+	workers := newTenantWorkers(m.runTenant)
+	defer workers.stop()
 	var scanErrs logging.Every
 	scanErrs.Interval = 10 * time.Minute
 	scan := time.NewTicker(m.timing.tenantScan)
@@ -137,25 +126,7 @@ func (m *consoleModel) run(ctx context.Context) {
 				m.log.Warn("dashboard cannot list tenants", "err", err, "suppressed", n)
 			}
 		} else {
-			for _, name := range tenants {
-				if _, ok := workers[name]; ok {
-					continue
-				}
-				wctx, cancel := context.WithCancel(ctx)
-				w := worker{cancel: cancel, done: make(chan struct{})}
-				workers[name] = w
-				go func() {
-					defer close(w.done)
-					m.runTenant(wctx, name)
-				}()
-			}
-			for name, w := range workers {
-				if !slices.Contains(tenants, name) {
-					w.cancel()
-					<-w.done
-					delete(workers, name)
-				}
-			}
+			workers.sync(ctx, tenants)
 		}
 	wait:
 		for {

@@ -135,19 +135,8 @@ func (c *rolloutController) stop() {
 
 // run keeps one worker per tenant of the key directory.
 func (c *rolloutController) run(ctx context.Context) {
-	type worker struct {
-		cancel context.CancelFunc
-		done   chan struct{}
-	}
-	workers := map[string]worker{}
-	defer func() {
-		for _, w := range workers {
-			w.cancel()
-		}
-		for _, w := range workers {
-			<-w.done
-		}
-	}()
+	workers := newTenantWorkers(c.runTenant)
+	defer workers.stop()
 	var scanErrs logging.Every
 	scanErrs.Interval = 10 * time.Minute
 	tick := time.NewTicker(c.timing.tenantScan)
@@ -159,27 +148,11 @@ func (c *rolloutController) run(ctx context.Context) {
 				c.log.Warn("rollout controller cannot list tenants", "err", err, "suppressed", n)
 			}
 		} else {
-			seen := map[string]bool{}
-			for _, t := range tenants {
-				seen[t.Name] = true
-				if _, ok := workers[t.Name]; ok {
-					continue
-				}
-				wctx, cancel := context.WithCancel(ctx)
-				w := worker{cancel: cancel, done: make(chan struct{})}
-				workers[t.Name] = w
-				go func(tenant string) {
-					defer close(w.done)
-					c.runTenant(wctx, tenant)
-				}(t.Name)
+			names := make([]string, len(tenants))
+			for i, t := range tenants {
+				names[i] = t.Name
 			}
-			for name, w := range workers {
-				if !seen[name] {
-					w.cancel()
-					<-w.done
-					delete(workers, name)
-				}
-			}
+			workers.sync(ctx, names)
 		}
 		select {
 		case <-ctx.Done():

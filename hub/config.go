@@ -109,6 +109,11 @@ type LeafNodes struct {
 	Listen string `yaml:"listen"`
 	// TLS for leafnode connections. Default: none.
 	TLS *TLS `yaml:"tls"`
+	// NoAdvertise keeps the nodes' own leafnode addresses from devices,
+	// which otherwise learn them and fail over to them: set it when
+	// devices must reach the hub through a load balancer or a proxy only.
+	// Default: false.
+	NoAdvertise bool `yaml:"no_advertise"`
 }
 
 // TLS configures one listener's certificates.

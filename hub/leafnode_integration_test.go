@@ -1,7 +1,9 @@
 package hub_test
 
 import (
+	"bufio"
 	"fmt"
+	"net"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -157,5 +159,43 @@ func TestIntegrationNATSConfigPassthrough(t *testing.T) {
 	}
 	if varz.MaxConn != 7 {
 		t.Fatalf("max_connections = %d, want 7 from nats_config", varz.MaxConn)
+	}
+}
+
+// leafInfo reads the INFO a device gets when it opens a leafnode
+// connection.
+func leafInfo(t *testing.T, leafURL string) string {
+	t.Helper()
+	u, err := url.Parse(leafURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	conn, err := net.DialTimeout("tcp", u.Host, 5*time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	line, err := bufio.NewReader(conn).ReadString('\n')
+	if err != nil || !strings.HasPrefix(line, "INFO ") {
+		t.Fatalf("leafnode INFO: %q, %v", line, err)
+	}
+	return line
+}
+
+// leafnodes.no_advertise keeps the node's own leafnode address from
+// devices, which would otherwise go round a load balancer to it.
+func TestIntegrationLeafNodesNoAdvertise(t *testing.T) {
+	cfg := testConfig(t)
+	n := startHub(t, cfg)
+	addr := strings.TrimPrefix(n.LeafNodeURL(), "nats://")
+	if info := leafInfo(t, n.LeafNodeURL()); !strings.Contains(info, `"leafnode_urls"`) || !strings.Contains(info, addr) {
+		t.Fatalf("by default the hub advertises its leafnode address %s: %s", addr, info)
+	}
+	cfg = testConfig(t)
+	cfg.LeafNodes.NoAdvertise = true
+	n = startHub(t, cfg)
+	if info := leafInfo(t, n.LeafNodeURL()); strings.Contains(info, `"leafnode_urls"`) {
+		t.Fatalf("with no_advertise the hub still advertises: %s", info)
 	}
 }

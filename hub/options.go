@@ -74,6 +74,7 @@ func (c Config) options(op *operatorState) (*server.Options, error) {
 		if opts.LeafNode.TLSConfig, err = serverTLS(c.LeafNodes.TLS); err != nil {
 			return nil, fmt.Errorf("leafnodes.tls: %w", err)
 		}
+		opts.LeafNode.NoAdvertise = c.LeafNodes.NoAdvertise
 	}
 	if err := c.accountOptions(opts); err != nil {
 		return nil, err

@@ -1,27 +1,22 @@
 package leaf_test
 
 import (
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-	"github.com/nats-io/nkeys"
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
+	"github.com/canopy-iot/canopy/hub"
 	"github.com/canopy-iot/canopy/internal/config"
 	"github.com/canopy-iot/canopy/internal/faultproxy"
+	"github.com/canopy-iot/canopy/internal/hubtest"
 	"github.com/canopy-iot/canopy/internal/promtext"
 	waitfor "github.com/canopy-iot/canopy/internal/wait"
 	"github.com/canopy-iot/canopy/leaf"
@@ -109,64 +104,17 @@ func getStatus(t *testing.T, base string) leaf.Status {
 	return st
 }
 
-// noAdvertiseHub runs a hub (nats-server, as canopy-hub embeds it) with a
-// TELEMETRY stream for a device authenticating with an NKey, and returns
-// its leafnode address and the device's seed file. It does not advertise
-// its leafnode URL: a leaf that learnt it would go round a cut proxy.
-func noAdvertiseHub(t *testing.T) (leafAddr, seedFile string) {
-	t.Helper()
-	kp, _ := nkeys.CreateUser()
-	pub, _ := kp.PublicKey()
-	seed, _ := kp.Seed()
-	seedFile = filepath.Join(t.TempDir(), "device.nk")
-	if err := os.WriteFile(seedFile, seed, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	acc := server.NewAccount("ACME")
-	o := &server.Options{
-		ServerName: "hub", Host: "127.0.0.1", Port: -1, NoLog: true, NoSigs: true,
-		Accounts:  []*server.Account{acc},
-		Nkeys:     []*server.NkeyUser{{Nkey: pub, Account: acc}},
-		Users:     []*server.User{{Username: "app", Password: "pw", Account: acc}},
-		JetStream: true, JetStreamDomain: "hub", StoreDir: t.TempDir(),
-	}
-	o.LeafNode.Host, o.LeafNode.Port, o.LeafNode.NoAdvertise = "127.0.0.1", -1, true
-	s, err := server.NewServer(o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	go s.Start()
-	if !s.ReadyForConnections(10 * time.Second) {
-		t.Fatal("hub not ready")
-	}
-	t.Cleanup(s.Shutdown)
-	a, _ := s.LookupAccount("ACME")
-	if err := a.EnableJetStream(nil, nil); err != nil {
-		t.Fatal(err)
-	}
-	nc, err := nats.Connect(s.ClientURL(), nats.UserInfo("app", "pw"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, _ := jetstream.New(nc)
-	if _, err := js.CreateStream(context.Background(), jetstream.StreamConfig{Name: "TELEMETRY", Subjects: []string{"telemetry.>"}, AllowDirect: true}); err != nil {
-		t.Fatal(err)
-	}
-	v, err := s.Varz(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return fmt.Sprintf("127.0.0.1:%d", v.LeafNode.Port), seedFile
-}
-
 func TestIntegrationMonitorMetricsFollowTrafficAndLink(t *testing.T) {
-	hubAddr, seedFile := noAdvertiseHub(t)
-	proxy := faultproxy.New(t, hubAddr)
+	// The hub does not advertise its leafnode URL: a leaf that learnt it
+	// would go round the cut proxy.
+	h, keys, _ := hubtest.OperatorWith(t, func(c *hub.Config) { c.LeafNodes.NoAdvertise = true }, "t1")
+	proxy := faultproxy.New(t, strings.TrimPrefix(h.LeafNodeURL(), "nats://"))
+	creds := deviceCreds(t, keys, "t1", "pi-001")
 	n, _, _ := runLeaf(t, leafWithMQTT(func(c *leaf.Config) {
-		c.Uplink = uplink.Config{URLs: []string{"nats-leaf://" + proxy.Addr()}, NKeySeedFile: seedFile,
+		c.ServerName = ""
+		c.Uplink = uplink.Config{URLs: []string{"nats-leaf://" + proxy.Addr()}, Credentials: creds,
 			ReconnectMin: config.Duration(20 * time.Millisecond), ReconnectMax: config.Duration(100 * time.Millisecond)}
-		c.Streams = []stream.Config{{Name: "sensors", Subjects: []string{"sensors.>"}, Upstream: stream.Upstream{Domain: "hub"}}}
+		c.Streams = []stream.Config{{Name: "sensors", Subjects: []string{"sensors.>"}}}
 		c.Monitor = leaf.MonitorConfig{Listen: "127.0.0.1:0"}
 	}))
 	base := n.MonitorURL()

@@ -121,7 +121,7 @@ func TestLoadHubFullFile(t *testing.T) {
 		t.Fatal(err)
 	}
 	if cfg.ServerName != "hub-1" || cfg.LameDuck.Std().String() != "30s" || cfg.JetStream.MaxMemory != 1<<30 ||
-		len(cfg.Cluster.Routes) != 3 || len(cfg.Gateways.Remotes["dc2"]) != 2 || !cfg.Cluster.TLS.Verify ||
+		len(cfg.Cluster.Routes) != 3 || len(cfg.Gateways.Remotes["dc2"]) != 2 || !cfg.Cluster.TLS.Verify || !cfg.LeafNodes.NoAdvertise ||
 		len(cfg.Accounts["acme"].Users) != 2 || cfg.Accounts["acme"].Users[0].Publish[0] != "telemetry.pi-001.>" {
 		t.Fatalf("full.yaml decoded wrongly: %+v", cfg)
 	}

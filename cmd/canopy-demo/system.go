@@ -63,15 +63,10 @@ func startHub(ctx context.Context, dir, tenant string, log *slog.Logger) (*hubNo
 	// The leaves reach the hub only through their links, which the demo
 	// cuts: the hub must not tell them its own address, which they would
 	// use when their link is down, as they would use another node's.
-	natsConf := filepath.Join(dir, "nats-server.conf")
-	if err := os.WriteFile(natsConf, []byte("leafnodes { no_advertise: true }\n"), 0o600); err != nil {
-		return nil, fmt.Errorf("write %s: %w", natsConf, err)
-	}
 	cfg := hub.Config{
-		NATSConfig: natsConf,
 		Listen:     "127.0.0.1:0",
 		HTTPListen: "127.0.0.1:0",
-		LeafNodes:  hub.LeafNodes{Listen: "127.0.0.1:0"},
+		LeafNodes:  hub.LeafNodes{Listen: "127.0.0.1:0", NoAdvertise: true},
 		JetStream:  hub.JetStream{StoreDir: filepath.Join(dir, "jetstream")},
 		Operator:   hub.Operator{KeyDir: keys.Dir(), EnrollListen: "off"},
 	}

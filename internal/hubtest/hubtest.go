@@ -61,11 +61,22 @@ func OperatorConfig(t testing.TB, keys *fleet.Keys) hub.Config {
 // add` do.
 func Operator(t testing.TB, tenants ...string) (*hub.Hub, *fleet.Keys, *hub.Admin) {
 	t.Helper()
+	return OperatorWith(t, nil, tenants...)
+}
+
+// OperatorWith is Operator with the configuration changed by mutate (nil:
+// unchanged) before the hub starts.
+func OperatorWith(t testing.TB, mutate func(*hub.Config), tenants ...string) (*hub.Hub, *fleet.Keys, *hub.Admin) {
+	t.Helper()
 	keys, err := fleet.Init(filepath.Join(t.TempDir(), "keys"), nil)
 	if err != nil {
 		t.Fatalf("fleet.Init: %v", err)
 	}
-	h := Run(t, OperatorConfig(t, keys))
+	cfg := OperatorConfig(t, keys)
+	if mutate != nil {
+		mutate(&cfg)
+	}
+	h := Run(t, cfg)
 	admin := hub.NewAdmin(h.ClientURL(), nil, keys)
 	for _, name := range tenants {
 		AddTenant(t, admin, keys, name, fleet.DefaultLimits())

@@ -16,6 +16,12 @@
 //   - firmware.sh measures a firmware rollout: one artifact from one hub to
 //     N canopy-leaf processes, with total time, hub egress and the leaves'
 //     RSS while they download, through fwbench (see below).
+//   - durable.sh measures store-and-forward streams: acknowledged ingest
+//     and disk writes per message against nats-server's JetStream (with
+//     and without sync_interval: always), the drain of a backlog to the
+//     hub against a stock nats-server leaf whose stream the hub sources,
+//     and canopy-leaf's memory holding a large backlog, through
+//     durablebench (see below).
 //   - lib.sh holds the shell helpers the scripts source.
 //   - natsbench is the load generator, written on nats.go: pub/sub
 //     throughput and fan-out, queue groups, request/reply latency (each
@@ -31,6 +37,12 @@
 //     canopy-leaf processes with firmware agents, rolls a random artifact
 //     out to all of them and samples their memory until every one applied
 //     it (`go run ./bench/fwbench -h`; its package doc says how).
+//   - durablebench is the store-and-forward load generator, written on
+//     nats.go's jetstream package: acknowledged publishes with a window in
+//     flight (every acknowledgement checked, the server's disk writes and
+//     memory read from /proc), a backlog drained through a proxy it holds
+//     closed, and nats-server run from a configuration file
+//     (`go run ./bench/durablebench -h`).
 //   - natsserver runs nats-server exactly as the version in go.mod (the one
 //     canopy-hub embeds) with its default options, so it can be measured as
 //     a process like the others; with flags it is the hub of uplink.sh, a

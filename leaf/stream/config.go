@@ -51,6 +51,11 @@ type Upstream struct {
 	// Canopy hub serves in every account; set the hub's own domain for
 	// another hub, or "none" for the plain $JS.API prefix.
 	Domain string `yaml:"domain"`
+	// Rate caps how many messages a second the stream sends to the hub,
+	// resends included, so that draining a long backlog cannot take the
+	// whole of a thin uplink. Live messages queue behind the backlog in
+	// the same order either way. Default 0: no cap.
+	Rate int `yaml:"rate"`
 }
 
 // Defaults.
@@ -122,6 +127,9 @@ func Validate(streams []Config) error {
 		}
 		if d := c.Upstream.Domain; d != "" && !validName(d) {
 			errs.Addf(p+".upstream.domain", "%q is not a JetStream domain", d)
+		}
+		if c.Upstream.Rate < 0 {
+			errs.Addf(p+".upstream.rate", "%d: want messages per second, or 0 for no cap", c.Upstream.Rate)
 		}
 		if c.Discard != "old" && c.Discard != "new" {
 			errs.Addf(p+".discard", "%q: want old or new", c.Discard)

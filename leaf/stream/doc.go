@@ -9,7 +9,10 @@
 // log, in order and pipelined, to the hub as JetStream publishes through
 // the uplink, each with a Nats-Msg-Id derived from (device, stream,
 // sequence); the log's cursor advances, and retention may delete, only on
-// the hub's acknowledgement.
+// the hub's acknowledgement (saved in the background, so that the window
+// stays full while the disk syncs). An optional rate cap (upstream.rate, a
+// token bucket) keeps a backlog's drain from taking a thin uplink whole;
+// live messages queue behind the backlog either way.
 //
 // Order: a link failure never reorders (messages travel on one
 // connection and are resent from the first unacknowledged one), but when

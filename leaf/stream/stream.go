@@ -12,6 +12,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/canopy-iot/canopy/leaf/natsd"
@@ -66,6 +67,10 @@ type Stream struct {
 	inbox    string      // _INBOX.<device>.<random>.<stream>: under the device's _INBOX.<device>.>
 	lastResp chan []byte // header blocks of the answers to the last-upstream query
 	refusals refusalLog  // append loop only
+	// cursor is the last sequence the hub acknowledged, for cursorLoop to
+	// save; cursorSet is signalled when it moves.
+	cursor    atomic.Uint64
+	cursorSet chan struct{}
 }
 
 // refusalLog rate-limits the warning for messages a stream refused (a
@@ -123,12 +128,13 @@ func New(cfgs []Config, device string, st *store.Store, srv *natsd.Server, link 
 		}
 		s := &Stream{
 			cfg: c, m: m, log: l,
-			prefix:   strings.ReplaceAll(c.Upstream.Subject, "{device}", device),
-			queue:    make(chan ingested, ingestQueue),
-			appended: make(chan struct{}, 1),
-			acks:     make(chan ack, 2*c.Window),
-			lastResp: make(chan []byte, 1),
-			inbox:    "_INBOX." + device + "." + randomToken() + "." + c.Name,
+			prefix:    strings.ReplaceAll(c.Upstream.Subject, "{device}", device),
+			queue:     make(chan ingested, ingestQueue),
+			appended:  make(chan struct{}, 1),
+			acks:      make(chan ack, 2*c.Window),
+			lastResp:  make(chan []byte, 1),
+			cursorSet: make(chan struct{}, 1),
+			inbox:     "_INBOX." + device + "." + randomToken() + "." + c.Name,
 		}
 		m.streams = append(m.streams, s)
 		for _, f := range c.Subjects {
@@ -177,9 +183,10 @@ func (m *Manager) Run(ctx context.Context) error {
 			return fmt.Errorf("stream %s: %w", s.cfg.Name, err)
 		}
 		defer unsubReplay()
-		wg.Add(2)
+		wg.Add(3)
 		go func() { defer wg.Done(); s.appendLoop(ctx) }()
 		go func() { defer wg.Done(); s.syncLoop(ctx) }()
+		go func() { defer wg.Done(); s.cursorLoop(ctx) }()
 	}
 	wg.Wait()
 	// Wait for replay requests in progress; later ones are answered busy.
@@ -361,6 +368,7 @@ func (s *Stream) syncLoop(ctx context.Context) {
 		next = acked + 1
 		clear(inflight)
 	}
+	limit := newBucket(s.cfg.Upstream.Rate, time.Now())
 	tick := time.NewTicker(linkPoll)
 	defer tick.Stop()
 	for ctx.Err() == nil {
@@ -388,9 +396,15 @@ func (s *Stream) syncLoop(ctx context.Context) {
 				}
 			}
 		}
-		// Fill the window, reading the log in one transaction.
+		// Fill the window, reading the log in one transaction, as far as
+		// the rate cap allows.
 		sentAny, refused := false, false
-		if room := s.cfg.Window - len(inflight); room > 0 {
+		room := s.cfg.Window - len(inflight)
+		var throttle time.Duration
+		if room > 0 {
+			room, throttle = limit.allow(time.Now(), room)
+		}
+		if room > 0 {
 			batch = batch[:0]
 			err := s.log.Read(next, room, func(seq uint64, _ time.Time, data []byte) error {
 				batch = append(batch, stored{seq: seq, rec: append([]byte(nil), data...)})
@@ -425,10 +439,18 @@ func (s *Stream) syncLoop(ctx context.Context) {
 				inflight[r.seq] = true
 				next = r.seq + 1
 				sentAny = true
+				limit.spend()
 			}
 		}
 		if refused && len(inflight) == 0 {
 			if !pause(ctx, retryPause) {
+				return
+			}
+			continue
+		}
+		if len(inflight) == 0 && !sentAny && throttle > 0 {
+			// Nothing in flight, more to send, and the cap says wait.
+			if !pause(ctx, throttle) {
 				return
 			}
 			continue
@@ -446,13 +468,46 @@ func (s *Stream) syncLoop(ctx context.Context) {
 		case <-ctx.Done():
 			return
 		case a := <-s.acks:
-			if !inflight[a.seq] {
-				continue
+			// Take every acknowledgement already waiting, so that the
+			// cursor moves (and cursorLoop saves it) once for all of them.
+			var refusal *ack
+			for more := true; more; {
+				switch {
+				case !inflight[a.seq]: // an answer to an earlier send
+				case a.err != "":
+					if refusal == nil {
+						r := a
+						refusal = &r
+					}
+				default:
+					delete(inflight, a.seq)
+				}
+				select {
+				case a = <-s.acks:
+				default:
+					more = false
+				}
 			}
-			if a.err != "" {
-				if a.err != lastRefusal {
-					s.m.log.Warn("the hub refused a stream message; resending", "stream", s.cfg.Name, "seq", a.seq, "err", a.err)
-					lastRefusal = a.err
+			// The cursor moves over the contiguous acknowledged prefix,
+			// which stops before a refused message.
+			newAcked := acked
+			for seq := acked + 1; seq < next && !inflight[seq]; seq++ {
+				newAcked = seq
+			}
+			if newAcked > acked {
+				s.cursor.Store(newAcked)
+				select {
+				case s.cursorSet <- struct{}{}:
+				default: // cursorLoop has yet to take the last signal
+				}
+				acked = newAcked
+				oldestSent = time.Now()
+				lastRefusal = ""
+			}
+			if refusal != nil {
+				if refusal.err != lastRefusal {
+					s.m.log.Warn("the hub refused a stream message; resending", "stream", s.cfg.Name, "seq", refusal.seq, "err", refusal.err)
+					lastRefusal = refusal.err
 				}
 				resend()
 				if !pause(ctx, retryPause) {
@@ -460,21 +515,8 @@ func (s *Stream) syncLoop(ctx context.Context) {
 				}
 				continue
 			}
-			delete(inflight, a.seq)
-			// The cursor moves over the contiguous acknowledged prefix.
-			newAcked := acked
-			for seq := acked + 1; seq < next && !inflight[seq]; seq++ {
-				newAcked = seq
-			}
-			if newAcked > acked {
-				if err := s.log.Ack(hubConsumer, newAcked); err != nil {
-					s.m.log.Warn("stream cursor not saved", "stream", s.cfg.Name, "err", err)
-				}
-				acked = newAcked
-				oldestSent = time.Now()
-				lastRefusal = ""
-			}
 		case <-s.appended:
+		case <-after(throttle): // the cap lets the next message go
 		case <-tick.C: // notice a new link without waiting for the ack timeout
 		case <-time.After(time.Until(oldestSent.Add(ackTimeout))):
 			if len(inflight) > 0 {
@@ -485,9 +527,46 @@ func (s *Stream) syncLoop(ctx context.Context) {
 	}
 }
 
+// cursorLoop saves the hub cursor in the background, the latest value at
+// each write, so that the syncer keeps its window full while a commit (a
+// disk sync) is under way instead of waiting for one after every batch of
+// acknowledgements. A cursor saved late costs nothing but resending, after
+// a crash, what the hub already has, which Nats-Msg-Id and the upstream
+// check keep from being stored twice. The syncer's own position is the
+// acknowledged one either way.
+func (s *Stream) cursorLoop(ctx context.Context) {
+	save := func() {
+		// Acknowledgements only move forward: a value at or below the
+		// saved one changes nothing.
+		if seq := s.cursor.Load(); seq > s.log.Acked(hubConsumer) {
+			if err := s.log.Ack(hubConsumer, seq); err != nil {
+				s.m.log.Warn("stream cursor not saved", "stream", s.cfg.Name, "err", err)
+			}
+		}
+	}
+	for {
+		select {
+		case <-ctx.Done():
+			save() // the last acknowledgements, before the store closes
+			return
+		case <-s.cursorSet:
+			save()
+		}
+	}
+}
+
 type stored struct {
 	seq uint64
 	rec []byte
+}
+
+// after is time.After(d) for d > 0, and a channel that never fires
+// otherwise.
+func after(d time.Duration) <-chan time.Time {
+	if d <= 0 {
+		return nil
+	}
+	return time.After(d)
 }
 
 // pause waits d, or less when ctx ends; false when it ended.

@@ -15,15 +15,15 @@ const DefaultInterval = 30 * time.Second
 
 // Document is one heartbeat.
 type Document struct {
-	Device   string        `json:"device"`
-	Version  string        `json:"version"`
-	Started  time.Time     `json:"started"`
-	Sent     time.Time     `json:"sent"`
+	Device  string    `json:"device"`
+	Version string    `json:"version"`
+	Started time.Time `json:"started"`
+	Sent    time.Time `json:"sent"`
 	// Received is when the hub stored the heartbeat, by the hub's clock;
 	// set by the reader from the KV entry, never sent. A device without a
 	// real-time clock may boot with its clock far off: Online and
 	// LastSeen go by Received when it is known.
-	Received time.Time `json:"-"`
+	Received time.Time     `json:"-"`
 	Interval time.Duration `json:"interval"` // until the next one
 	Link     Link          `json:"link"`
 	Streams  []Stream      `json:"streams,omitempty"`

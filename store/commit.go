@@ -120,6 +120,7 @@ func (s *Store) commitLoop() {
 			case first = <-s.reqs:
 			case <-tick.C:
 				s.housekeep(true)
+				s.releaseMappedIfDue()
 				continue
 			case <-s.quit:
 				s.drain()
@@ -130,6 +131,7 @@ func (s *Store) commitLoop() {
 		company = len(batchBuf)
 		s.commit(batchBuf)
 		clear(batchBuf) // do not keep requests (and payloads) alive
+		s.releaseMappedIfDue()
 	}
 }
 
@@ -264,6 +266,7 @@ func (s *Store) commit(batch []*request) {
 	}
 	s.commits.Add(1)
 	s.appended.Add(t.appended)
+	s.touched.Add(int64(need))
 	for _, w := range t.order {
 		w.log.mu.Lock()
 		w.log.state = w.st

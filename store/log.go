@@ -258,6 +258,7 @@ func (l *Log) Read(from uint64, limit int, fn func(seq uint64, at time.Time, dat
 		if err != nil {
 			return fmt.Errorf("read log %s: %w", l.name, err)
 		}
+		l.s.touched.Add(int64(len(arena)))
 		if len(recs) == 0 {
 			return nil
 		}

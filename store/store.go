@@ -120,6 +120,9 @@ type Store struct {
 	commits  atomic.Uint64
 	appended atomic.Uint64
 	reclaims atomic.Uint64
+	// touched counts the bytes appended or read since the file's mapped
+	// pages were last released (see releaseMapped).
+	touched atomic.Int64
 }
 
 // Open opens the store file at path, creating it if it does not exist. The

@@ -27,7 +27,9 @@ type Config struct {
 	// acknowledgement get an error).
 	Discard string `yaml:"discard"`
 	// Window is how many messages may await the hub's acknowledgement at
-	// once. Default 256.
+	// once. Default 1024: a backlog drains 1.35 times as fast as with 256
+	// (bench/durable.sh), and a link failure costs at most that many
+	// resends, which the hub recognizes as duplicates.
 	Window int `yaml:"window"`
 }
 
@@ -62,7 +64,7 @@ type Upstream struct {
 const (
 	DefaultUpstreamStream  = "TELEMETRY"
 	DefaultUpstreamSubject = "telemetry.{device}"
-	DefaultWindow          = 256
+	DefaultWindow          = 1024
 	DefaultDomain          = "canopy"
 	// NoDomain addresses the hub's JetStream without a domain prefix.
 	NoDomain = "none"

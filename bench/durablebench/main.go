@@ -19,31 +19,25 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
-	"fmt"
 	"io"
 	"os"
 	"os/signal"
-	"sort"
-	"strings"
 	"syscall"
+
+	"github.com/canopy-iot/canopy/bench/internal/benchcli"
 )
 
-var errUsage = errors.New("usage")
+// errUsage is a bad command line (exit status 2).
+var errUsage = benchcli.ErrUsage
+
+const prog = "durablebench"
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
-	switch {
-	case err == nil:
-	case errors.Is(err, errUsage):
-		os.Exit(2)
-	default:
-		fmt.Fprintln(os.Stderr, "durablebench:", err)
-		os.Exit(1)
-	}
+	benchcli.Exit(prog, err)
 }
 
 type command struct {
@@ -58,54 +52,22 @@ var commands = map[string]command{
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "-help" || args[0] == "--help" {
-		usage(stderr)
-		return errUsage
-	}
-	cmd, ok := commands[args[0]]
-	if !ok {
-		fmt.Fprintf(stderr, "durablebench: unknown command %q\n", args[0])
-		usage(stderr)
-		return errUsage
+	cmd, err := benchcli.Pick(prog, commands, func(c command) string { return c.summary }, args, stderr)
+	if err != nil {
+		return err
 	}
 	return cmd.run(ctx, args[1:], stdout, stderr)
 }
 
-func usage(w io.Writer) {
-	names := make([]string, 0, len(commands))
-	for name := range commands {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	var b strings.Builder
-	b.WriteString("usage: durablebench COMMAND [flags]   (durablebench COMMAND -h for its flags)\n\ncommands:\n")
-	for _, name := range names {
-		fmt.Fprintf(&b, "  %-8s %s\n", name, commands[name].summary)
-	}
-	io.WriteString(w, b.String())
-}
-
 func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	return fs
+	return benchcli.NewFlagSet(name, stderr)
 }
 
 // parse parses a subcommand's flags and rejects positional arguments.
-func parse(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		return errUsage
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(fs.Output(), "durablebench %s: unexpected arguments %q\n", fs.Name(), fs.Args())
-		return errUsage
-	}
-	return nil
-}
+func parse(fs *flag.FlagSet, args []string) error { return benchcli.Parse(prog, fs, args) }
 
-// usageErrorf reports a bad flag value: on the command's output, and exit
-// status 2.
+// usageErrorf reports a bad flag value: on the command's output, and
+// exit status 2.
 func usageErrorf(fs *flag.FlagSet, format string, args ...any) error {
-	fmt.Fprintf(fs.Output(), "durablebench %s: %s\n", fs.Name(), fmt.Sprintf(format, args...))
-	return errUsage
+	return benchcli.UsageErrorf(prog, fs, format, args...)
 }

@@ -56,22 +56,24 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
-	"fmt"
 	"io"
 	"log"
 	"os"
 	"os/signal"
-	"sort"
 	"strings"
 	"syscall"
 	"time"
 
 	mqtt "github.com/eclipse/paho.mqtt.golang"
+
+	"github.com/canopy-iot/canopy/bench/internal/benchcli"
 )
 
-var errUsage = errors.New("usage")
+// errUsage is a bad command line (exit status 2).
+var errUsage = benchcli.ErrUsage
+
+const prog = "mqttbench"
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
@@ -81,14 +83,7 @@ func main() {
 	mqtt.CRITICAL = log.New(os.Stderr, "paho: ", 0)
 	err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
 	stop()
-	switch {
-	case err == nil:
-	case errors.Is(err, errUsage):
-		os.Exit(2)
-	default:
-		fmt.Fprintln(os.Stderr, "mqttbench:", err)
-		os.Exit(1)
-	}
+	benchcli.Exit(prog, err)
 }
 
 // command is one subcommand: it parses its own flags from args and prints
@@ -105,31 +100,11 @@ var commands = map[string]command{
 }
 
 func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "-help" || args[0] == "--help" {
-		usage(stderr)
-		return errUsage
-	}
-	cmd, ok := commands[args[0]]
-	if !ok {
-		fmt.Fprintf(stderr, "mqttbench: unknown command %q\n", args[0])
-		usage(stderr)
-		return errUsage
+	cmd, err := benchcli.Pick(prog, commands, func(c command) string { return c.summary }, args, stderr)
+	if err != nil {
+		return err
 	}
 	return cmd.run(ctx, args[1:], stdin, stdout, stderr)
-}
-
-func usage(w io.Writer) {
-	names := make([]string, 0, len(commands))
-	for name := range commands {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	var b strings.Builder
-	b.WriteString("usage: mqttbench COMMAND [flags]   (mqttbench COMMAND -h for its flags)\n\ncommands:\n")
-	for _, name := range names {
-		fmt.Fprintf(&b, "  %-8s %s\n", name, commands[name].summary)
-	}
-	io.WriteString(w, b.String())
 }
 
 // common are the flags every command has.
@@ -162,26 +137,14 @@ func (c *common) check(fs *flag.FlagSet) error {
 }
 
 // parse parses a subcommand's flags and rejects positional arguments.
-func parse(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		return errUsage
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(fs.Output(), "mqttbench %s: unexpected arguments %q\n", fs.Name(), fs.Args())
-		return errUsage
-	}
-	return nil
-}
+func parse(fs *flag.FlagSet, args []string) error { return benchcli.Parse(prog, fs, args) }
 
-// usageErrorf reports a bad flag value the way flag reports a bad flag: on
-// the command's output, and exit status 2.
+// usageErrorf reports a bad flag value: on the command's output, and
+// exit status 2.
 func usageErrorf(fs *flag.FlagSet, format string, args ...any) error {
-	fmt.Fprintf(fs.Output(), "mqttbench %s: %s\n", fs.Name(), fmt.Sprintf(format, args...))
-	return errUsage
+	return benchcli.UsageErrorf(prog, fs, format, args...)
 }
 
 func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	return fs
+	return benchcli.NewFlagSet(name, stderr)
 }

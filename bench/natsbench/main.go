@@ -32,32 +32,26 @@ package main
 
 import (
 	"context"
-	"errors"
 	"flag"
-	"fmt"
 	"io"
 	"os"
 	"os/signal"
-	"sort"
-	"strings"
 	"syscall"
 	"time"
+
+	"github.com/canopy-iot/canopy/bench/internal/benchcli"
 )
 
-var errUsage = errors.New("usage")
+// errUsage is a bad command line (exit status 2).
+var errUsage = benchcli.ErrUsage
+
+const prog = "natsbench"
 
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
 	stop()
-	switch {
-	case err == nil:
-	case errors.Is(err, errUsage):
-		os.Exit(2)
-	default:
-		fmt.Fprintln(os.Stderr, "natsbench:", err)
-		os.Exit(1)
-	}
+	benchcli.Exit(prog, err)
 }
 
 // command is one subcommand: it parses its own flags from args and prints
@@ -78,31 +72,11 @@ var commands = map[string]command{
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	if len(args) == 0 || args[0] == "-h" || args[0] == "-help" || args[0] == "--help" {
-		usage(stderr)
-		return errUsage
-	}
-	cmd, ok := commands[args[0]]
-	if !ok {
-		fmt.Fprintf(stderr, "natsbench: unknown command %q\n", args[0])
-		usage(stderr)
-		return errUsage
+	cmd, err := benchcli.Pick(prog, commands, func(c command) string { return c.summary }, args, stderr)
+	if err != nil {
+		return err
 	}
 	return cmd.run(ctx, args[1:], stdout, stderr)
-}
-
-func usage(w io.Writer) {
-	names := make([]string, 0, len(commands))
-	for name := range commands {
-		names = append(names, name)
-	}
-	sort.Strings(names)
-	var b strings.Builder
-	b.WriteString("usage: natsbench COMMAND [flags]   (natsbench COMMAND -h for its flags)\n\ncommands:\n")
-	for _, name := range names {
-		fmt.Fprintf(&b, "  %-12s %s\n", name, commands[name].summary)
-	}
-	io.WriteString(w, b.String())
 }
 
 // common are the flags every load command has.
@@ -117,26 +91,14 @@ func (c *common) flags(fs *flag.FlagSet) {
 }
 
 // parse parses a subcommand's flags and rejects positional arguments.
-func parse(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
-		return errUsage
-	}
-	if fs.NArg() > 0 {
-		fmt.Fprintf(fs.Output(), "natsbench %s: unexpected arguments %q\n", fs.Name(), fs.Args())
-		return errUsage
-	}
-	return nil
-}
+func parse(fs *flag.FlagSet, args []string) error { return benchcli.Parse(prog, fs, args) }
 
-// usageErrorf reports a bad flag value the way flag reports a bad flag: on
-// the command's output, and exit status 2.
+// usageErrorf reports a bad flag value: on the command's output, and
+// exit status 2.
 func usageErrorf(fs *flag.FlagSet, format string, args ...any) error {
-	fmt.Fprintf(fs.Output(), "natsbench %s: %s\n", fs.Name(), fmt.Sprintf(format, args...))
-	return errUsage
+	return benchcli.UsageErrorf(prog, fs, format, args...)
 }
 
 func newFlagSet(name string, stderr io.Writer) *flag.FlagSet {
-	fs := flag.NewFlagSet(name, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	return fs
+	return benchcli.NewFlagSet(name, stderr)
 }

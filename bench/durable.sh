@@ -89,26 +89,10 @@ inflight=256
 rss_size=1024
 rss_msgs=$((rss_mib * 1024 * 1024 / rss_size))
 # The stream window of the second canopy-leaf in the drain cases: how far
-# the default (256) limits a drain.
+# the default (1024) limits a drain.
 wide_window=4096
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/canopy-durable.XXXXXX")
-bin=$work/bin
-mkdir -p "$bin" "$work/logs" "$work/data"
-pids=() # processes of the current run, stopped by stop_all
-failures=()
-cleanup() {
-	local pid
-	for pid in "${pids[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
-	if [ ${#failures[@]} -gt 0 ]; then
-		rm -rf "${work:?}/bin" "${work:?}/data"
-		log "server logs kept in $work/logs"
-	else
-		rm -rf "$work"
-	fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+make_work durable
 
 # ---- servers ---------------------------------------------------------------
 

@@ -1,9 +1,34 @@
 # shellcheck shell=bash
-# Helpers shared by run.sh, uplink.sh and mqtt.sh, which source this
+# Helpers shared by the scripts in bench/, which source this
 # file: logging, building, stopping a server, reading the load generators'
 # result lines and the statistics of the report. It defines functions only.
 
 log() { printf '%s\n' "$*" >&2; }
+
+# make_work NAME: a fresh work directory ($work, with bin/, logs/ and
+# data/; $bin is its bin/), the processes of the current run ($pids) and
+# the failed runs ($failures). At exit the processes are killed and the
+# directory removed, or, when a run failed, its logs/ kept for a look.
+make_work() {
+	work=$(mktemp -d "${TMPDIR:-/tmp}/canopy-$1.XXXXXX")
+	bin=$work/bin
+	mkdir -p "$bin" "$work/logs" "$work/data"
+	pids=()
+	failures=()
+	trap cleanup_work EXIT
+	trap 'exit 130' INT TERM
+}
+
+cleanup_work() {
+	local pid
+	for pid in "${pids[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
+	if [ ${#failures[@]} -gt 0 ]; then
+		rm -rf "${work:?}/bin" "${work:?}/data"
+		log "server logs kept in $work/logs"
+	else
+		rm -rf "$work"
+	fi
+}
 
 # number UNIT VALUE: thousands separators, and 1 decimal for µs, ms and
 # KiB/conn.

@@ -78,23 +78,7 @@ fi
 # The reconnect interval both leaves get in the restore-equal case.
 equal_reconnect=100ms
 
-work=$(mktemp -d "${TMPDIR:-/tmp}/canopy-uplink.XXXXXX")
-bin=$work/bin
-mkdir -p "$bin" "$work/logs" "$work/data"
-pids=() # processes of the current run, stopped by stop_all
-failures=()
-cleanup() {
-	local pid
-	for pid in "${pids[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
-	if [ ${#failures[@]} -gt 0 ]; then
-		rm -rf "${work:?}/bin" "${work:?}/data"
-		log "server logs kept in $work/logs"
-	else
-		rm -rf "$work"
-	fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
+make_work uplink
 
 # ---- servers ---------------------------------------------------------------
 

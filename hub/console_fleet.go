@@ -32,17 +32,13 @@ import (
 type consoleTiming struct {
 	tenantScan  time.Duration // how often tenants and provisioned devices are re-read
 	onlineCheck time.Duration // how often quiet devices are checked for going offline
-	retry       time.Duration // first wait after a failed session; doubles up to maxRetry
-	maxRetry    time.Duration
-	credsTTL    time.Duration // lifetime of the admin credentials; renewed at 90%
+	sessions    sessionTiming
 }
 
 var defaultConsoleTiming = consoleTiming{
 	tenantScan:  10 * time.Second,
 	onlineCheck: time.Second,
-	retry:       time.Second,
-	maxRetry:    time.Minute,
-	credsTTL:    24 * time.Hour,
+	sessions:    sessionTiming{credsTTL: 24 * time.Hour, retry: time.Second, maxRetry: time.Minute},
 }
 
 // maxTelemetryValue bounds the payload parsed for a numeric value; larger
@@ -220,52 +216,24 @@ func (m *consoleModel) checkOnline(now time.Time) {
 	}
 }
 
-// runTenant runs sessions for one tenant until ctx ends, waiting longer
-// after each failed one: a tenant not yet pushed to the hub, or without
-// its buckets, fails until `canopy-hub tenant sync`.
+// runTenant follows one tenant until ctx ends, session after session: a
+// tenant not yet pushed to the hub, or without its buckets, fails until
+// `canopy-hub tenant sync`.
 func (m *consoleModel) runTenant(ctx context.Context, tenant string) {
 	log := m.log.With("tenant", tenant)
 	var fails logging.Every
 	fails.Interval = 10 * time.Minute
-	wait := m.timing.retry
-	// Credentials are kept across failed sessions: each issue is a line
-	// of the provisioning log.
-	var creds []byte
-	var expires time.Time
-	for {
-		var err error
-		if creds == nil || time.Until(expires) < m.timing.credsTTL/10 {
-			if creds, err = m.keys.AdminCreds(tenant, m.timing.credsTTL); err == nil {
-				expires = time.Now().Add(m.timing.credsTTL)
-			}
-		}
-		if err == nil {
-			start := time.Now()
-			err = m.session(ctx, tenant, creds, time.Until(expires)-m.timing.credsTTL/10)
-			if time.Since(start) > m.timing.maxRetry {
-				wait = m.timing.retry // it ran a while: not a failing loop
-			}
-		}
-		if ctx.Err() != nil {
-			return
-		}
-		switch {
-		case errors.Is(err, errCredsExpiring):
-			continue
-		case errors.Is(err, jetstream.ErrBucketNotFound):
-			log.Debug("dashboard waits for the tenant's buckets", "err", err)
-		case err != nil:
-			if ok, n := fails.Allow(); ok {
+	runTenantSessions(ctx, m.keys, tenant, m.timing.sessions,
+		func(ctx context.Context, creds []byte, renew time.Duration) error {
+			return m.session(ctx, tenant, creds, renew)
+		},
+		func(err error) {
+			if errors.Is(err, jetstream.ErrBucketNotFound) || errors.Is(err, errNoAdminCreds) {
+				log.Debug("dashboard waits for the tenant's buckets or credentials", "err", err)
+			} else if ok, n := fails.Allow(); ok {
 				log.Warn("dashboard cannot follow the tenant; retrying", "err", err, "suppressed", n)
 			}
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(wait):
-		}
-		wait = min(2*wait, m.timing.maxRetry)
-	}
+		})
 }
 
 // consoleBuckets are the buckets the model watches, in watch order.

@@ -32,17 +32,13 @@ import (
 type rolloutTiming struct {
 	tenantScan time.Duration // how often the key directory's tenants are re-read
 	leaseTTL   time.Duration // see rolloutLease
-	credsTTL   time.Duration // lifetime of the admin credentials; renewed at 90%
-	retry      time.Duration // first wait after a failed session; doubles up to maxRetry
-	maxRetry   time.Duration
+	sessions   sessionTiming
 }
 
 var defaultRolloutTiming = rolloutTiming{
 	tenantScan: 2 * time.Second,
 	leaseTTL:   12 * time.Second,
-	credsTTL:   24 * time.Hour,
-	retry:      time.Second,
-	maxRetry:   time.Minute,
+	sessions:   sessionTiming{credsTTL: 24 * time.Hour, retry: time.Second, maxRetry: time.Minute},
 }
 
 // rolloutController is the running controller of one hub.
@@ -162,57 +158,24 @@ func (c *rolloutController) run(ctx context.Context) {
 	}
 }
 
-// errCredsExpiring ends a session so that the next one connects with
-// fresh credentials.
-var errCredsExpiring = errors.New("admin credentials about to expire")
-
-// runTenant runs sessions for one tenant until ctx ends, waiting longer
-// after each failed one (a tenant not yet pushed to the hub, or whose
-// buckets are missing, fails until `canopy-hub tenant sync`).
+// runTenant runs the tenant's rollouts until ctx ends, session after
+// session: a tenant not yet pushed to the hub, or whose buckets are
+// missing, fails until `canopy-hub tenant sync`.
 func (c *rolloutController) runTenant(ctx context.Context, tenant string) {
 	log := c.log.With("tenant", tenant)
 	var fails logging.Every
 	fails.Interval = 10 * time.Minute
-	var creds []byte
-	var expires time.Time
-	wait := c.timing.retry
-	for {
-		if creds == nil || time.Until(expires) < c.timing.credsTTL/10 {
-			var err error
-			creds, err = c.keys.AdminCreds(tenant, c.timing.credsTTL)
-			if err != nil {
-				// The tenant is being removed, most likely: the next scan
-				// stops this worker.
+	runTenantSessions(ctx, c.keys, tenant, c.timing.sessions,
+		func(ctx context.Context, creds []byte, renew time.Duration) error {
+			return c.session(ctx, tenant, creds, renew, log)
+		},
+		func(err error) {
+			if errors.Is(err, errNoAdminCreds) {
 				log.Debug("rollout controller: no admin credentials", "err", err)
-				creds = nil
-			} else {
-				expires = time.Now().Add(c.timing.credsTTL)
-			}
-		}
-		var err error
-		if creds != nil {
-			renew := time.Until(expires) - c.timing.credsTTL/10
-			err = c.session(ctx, tenant, creds, renew, log)
-		}
-		if ctx.Err() != nil {
-			return
-		}
-		if errors.Is(err, errCredsExpiring) {
-			wait = c.timing.retry
-			continue
-		}
-		if err != nil {
-			if ok, n := fails.Allow(); ok {
+			} else if ok, n := fails.Allow(); ok {
 				log.Warn("rollout controller cannot follow the tenant's rollouts; retrying", "err", err, "suppressed", n)
 			}
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-time.After(wait):
-		}
-		wait = min(2*wait, c.timing.maxRetry)
-	}
+		})
 }
 
 // session connects as the tenant's admin and runs its rollouts until ctx

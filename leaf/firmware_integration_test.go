@@ -69,12 +69,7 @@ func TestIntegrationFirmwareResumesAfterLinkCut(t *testing.T) {
 			Installers: map[string]agent.InstallerConfig{"sensor-fw": {Path: path}},
 		}
 	}))
-	waitfor.For(t, 10*time.Second, func() error {
-		if s := n.Uplink().Stats(); !s.Connected {
-			return fmt.Errorf("uplink not connected: %s", s.LastError)
-		}
-		return nil
-	})
+	waitLinked(t, n)
 
 	js, err := jetstream.New(tenantConn(t, h, keys, "t1"))
 	if err != nil {

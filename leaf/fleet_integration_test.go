@@ -64,13 +64,19 @@ func linkedLeaf(t *testing.T, h *hub.Hub, creds string) *leaf.Node {
 		c.ServerName = ""
 		c.Uplink = uplink.Config{URLs: []string{h.LeafNodeURL()}, Credentials: creds}
 	}))
+	waitLinked(t, n)
+	return n
+}
+
+// waitLinked waits until the leaf's link to the hub is up.
+func waitLinked(t *testing.T, n *leaf.Node) {
+	t.Helper()
 	waitfor.For(t, 10*time.Second, func() error {
 		if s := n.Uplink().Stats(); !s.Connected {
 			return errorString("uplink not connected: " + s.LastError)
 		}
 		return nil
 	})
-	return n
 }
 
 type errorString string
@@ -222,12 +228,7 @@ func TestDeviceServicesStayOffTheUplink(t *testing.T) {
 		c.Uplink = uplink.Config{URLs: []string{h.LeafNodeURL()}, Credentials: creds}
 		c.Streams = []stream.Config{{Name: "sensors", Subjects: []string{"sensors.>"}}}
 	}))
-	waitfor.For(t, 10*time.Second, func() error {
-		if s := n.Uplink().Stats(); !s.Connected {
-			return errorString("uplink not connected: " + s.LastError)
-		}
-		return nil
-	})
+	waitLinked(t, n)
 	// A round trip through the hub after the link came up: by then every
 	// subscription the leaf had has been announced (or refused) in order.
 	nc, err := nats.Connect(n.NATSURL())

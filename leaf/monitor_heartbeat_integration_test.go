@@ -51,12 +51,7 @@ func TestIntegrationHeartbeatAndMonitorReportFirmwareAndHealth(t *testing.T) {
 		c.Monitor = leaf.MonitorConfig{Listen: "127.0.0.1:0"}
 		c.Heartbeat = config.Duration(200 * time.Millisecond) // the test waits for one after the install
 	}))
-	waitfor.For(t, 10*time.Second, func() error {
-		if s := n.Uplink().Stats(); !s.Connected {
-			return fmt.Errorf("uplink not connected: %s", s.LastError)
-		}
-		return nil
-	})
+	waitLinked(t, n)
 	js, err := jetstream.New(tenantConn(t, h, keys, "t1"))
 	if err != nil {
 		t.Fatal(err)

@@ -41,6 +41,9 @@ type Program[T any] struct {
 	// starting anything; check-config runs it too, for the checks only
 	// the parts can make.
 	New func(cfg T, log *slog.Logger) (Runner[T], error)
+	// Check, when set, is what check-config runs instead of New: the
+	// same checks, without writing anything. Default: New.
+	Check func(cfg T) error
 	// BeforeRun, when set, runs in `run` once the configuration is loaded
 	// and the logger made, before New; its error ends the run.
 	// canopy-leaf's launcher uses it to run a self-updated binary in place
@@ -117,7 +120,11 @@ func Main[T any](ctx context.Context, p Program[T], args []string, stdout, stder
 				if err != nil {
 					return err
 				}
-				if _, err := p.New(cfg, nil); err != nil {
+				check := p.Check
+				if check == nil {
+					check = func(cfg T) error { _, err := p.New(cfg, nil); return err }
+				}
+				if err := check(cfg); err != nil {
 					return &ConfigError{Err: err}
 				}
 				fmt.Fprintln(stdout, "configuration OK")

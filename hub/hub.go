@@ -41,6 +41,20 @@ type Hub struct {
 // nats-server without binding any port. Configuration problems come back
 // as *config.Error values, all at once. A nil log discards logs.
 func New(cfg Config, log *slog.Logger) (*Hub, error) {
+	return newHub(cfg, log, false)
+}
+
+// Check makes New's checks, nats-server's included, without writing
+// anything (New stores the tenants' accounts in the resolver directory).
+func Check(cfg Config) error {
+	h, err := newHub(cfg, nil, true)
+	if err == nil {
+		h.op.close()
+	}
+	return err
+}
+
+func newHub(cfg Config, log *slog.Logger, check bool) (*Hub, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
@@ -54,7 +68,7 @@ func New(cfg Config, log *slog.Logger) (*Hub, error) {
 		if err != nil {
 			return nil, fmt.Errorf("operator.key_dir: %w", err)
 		}
-		if op, err = openOperator(cfg.Operator, keys); err != nil {
+		if op, err = openOperator(cfg.Operator, keys, check); err != nil {
 			return nil, err
 		}
 	}

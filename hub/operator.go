@@ -94,20 +94,24 @@ func (c Config) validateOperator(errs *config.List) {
 type operatorState struct {
 	keys     *fleet.Keys
 	operator *jwt.OperatorClaims
-	resolver *server.DirAccResolver
+	resolver server.AccountResolver
 }
 
 // openOperator loads the key directory and prepares the account resolver,
 // with every account the key directory knows stored in it (only where the
 // key directory's JWT is newer), so tenants added while the hub was down
-// are served at once.
-func openOperator(o Operator, keys *fleet.Keys) (*operatorState, error) {
+// are served at once. With inMemory (check-config), the resolver holds the
+// accounts in memory: checking a configuration writes nothing, least of
+// all files of another user's in the hub's state directory.
+func openOperator(o Operator, keys *fleet.Keys, inMemory bool) (*operatorState, error) {
 	op, err := jwt.DecodeOperatorClaims(keys.OperatorJWT())
 	if err != nil {
 		return nil, fmt.Errorf("operator.key_dir %s: operator.jwt: %w", o.KeyDir, err)
 	}
-	res, err := server.NewDirAccResolver(o.ResolverDir, 0, time.Minute, server.NoDelete)
-	if err != nil {
+	var res server.AccountResolver
+	if inMemory {
+		res = &server.MemAccResolver{}
+	} else if res, err = server.NewDirAccResolver(o.ResolverDir, 0, time.Minute, server.NoDelete); err != nil {
 		return nil, fmt.Errorf("operator.resolver_dir %s: %w", o.ResolverDir, err)
 	}
 	accounts, err := keys.AccountJWTs()
@@ -129,4 +133,12 @@ func (st *operatorState) apply(opts *server.Options) {
 	opts.TrustedOperators = []*jwt.OperatorClaims{st.operator}
 	opts.SystemAccount = st.keys.SystemAccount()
 	opts.AccountResolver = st.resolver
+}
+
+// close releases the account resolver of a hub that will not run; nil
+// (not in operator mode) is fine.
+func (st *operatorState) close() {
+	if st != nil {
+		st.resolver.Close()
+	}
 }

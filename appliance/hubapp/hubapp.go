@@ -53,6 +53,7 @@ var Program = appliance.Program[hub.Config]{
 	New: func(c hub.Config, log *slog.Logger) (appliance.Runner[hub.Config], error) {
 		return hub.New(c, log)
 	},
+	Check:    hub.Check,
 	Commands: commands,
 	Status:   liveStatus,
 }

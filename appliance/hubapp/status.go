@@ -88,7 +88,7 @@ func (c *consoleClient) target() (base, token string, tlsConf *tls.Config, err e
 	base = strings.TrimSuffix(c.url, "/")
 	if base == "" {
 		if d.Listen == hub.Off {
-			return "", "", nil, errors.New("dashboard.listen is off: turn the console on, or name it with --url")
+			return "", "", nil, errors.New("dashboard.listen is off: the running hub serves no status (turn it on; dashboard url also takes --url)")
 		}
 		scheme := "http"
 		if d.TLS != nil {
@@ -96,7 +96,7 @@ func (c *consoleClient) target() (base, token string, tlsConf *tls.Config, err e
 		}
 		base = hub.ConsoleBaseURL(scheme, d.Listen)
 		if strings.HasSuffix(base, ":0") {
-			return "", "", nil, fmt.Errorf("dashboard.listen %s has no fixed port: name the console with --url", d.Listen)
+			return "", "", nil, fmt.Errorf("dashboard.listen %s has no fixed port: the running hub cannot be found from the configuration (dashboard url also takes --url)", d.Listen)
 		}
 	}
 	token, err = hub.ReadDashboardToken(d.TokenFile)

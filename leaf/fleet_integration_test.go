@@ -10,6 +10,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/canopy-iot/canopy/firmware/agent"
 	"github.com/canopy-iot/canopy/hub"
 	"github.com/canopy-iot/canopy/hub/fleet"
 	"github.com/canopy-iot/canopy/internal/hubtest"
@@ -223,23 +224,48 @@ func TestHeartbeatReachesTheHub(t *testing.T) {
 func TestDeviceServicesStayOffTheUplink(t *testing.T) {
 	h, keys, _ := operatorHub(t)
 	creds := deviceCreds(t, keys, "t1", "pi-007")
+	tenant, err := keys.Tenant("t1")
+	if err != nil {
+		t.Fatal(err)
+	}
+	on := true
 	n, logs, _ := runLeaf(t, leafWithMQTT(func(c *leaf.Config) {
 		c.ServerName = ""
 		c.Uplink = uplink.Config{URLs: []string{h.LeafNodeURL()}, Credentials: creds}
 		c.Streams = []stream.Config{{Name: "sensors", Subjects: []string{"sensors.>"}}}
+		c.Firmware = agent.Config{
+			Enabled:     &on,
+			TrustedKeys: []string{tenant.FirmwareKey},
+			Installers:  map[string]agent.InstallerConfig{"sensor-fw": {Path: filepath.Join(t.TempDir(), "fw.bin"), ServeLocal: true}},
+		}
 	}))
 	waitLinked(t, n)
-	// A round trip through the hub after the link came up: by then every
-	// subscription the leaf had has been announced (or refused) in order.
+	// A message through the hub: the link announces the leaf's interest
+	// (or refuses it, and logs so) before it carries anything.
+	hubSide := tenantConn(t, h, keys, "t1")
+	sub, err := hubSide.SubscribeSync("telemetry.pi-007.ping")
+	if err != nil {
+		t.Fatal(err)
+	}
+	hubSide.Flush()
 	nc, err := nats.Connect(n.NATSURL())
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer nc.Close()
+	waitfor.For(t, 10*time.Second, func() error {
+		nc.Publish("telemetry.pi-007.ping", nil)
+		if _, err := sub.NextMsg(200 * time.Millisecond); err != nil {
+			return errorString("no message through the hub yet")
+		}
+		return nil
+	})
 	if _, err := nc.Request("$CANOPY.STREAM.sensors.INFO", nil, 5*time.Second); err != nil {
 		t.Fatalf("replay API: %v", err)
 	}
-	if got := logs.Count("$CANOPY"); got != 0 {
-		t.Fatalf("the leaf offered its local API to the hub (%d log lines):\n%s", got, logs)
+	for _, local := range []string{"$CANOPY", "firmware.sensor-fw.get"} {
+		if got := logs.Count(local); got != 0 {
+			t.Fatalf("the leaf offered %s to the hub (%d log lines):\n%s", local, got, logs)
+		}
 	}
 }

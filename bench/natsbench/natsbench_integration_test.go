@@ -13,6 +13,8 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+
+	"github.com/canopy-iot/canopy/bench/internal/benchcli"
 )
 
 // startServer runs nats-server in this process on a kernel-picked port and
@@ -45,23 +47,11 @@ func natsbench(t testing.TB, args ...string) (string, error) {
 // resultFields parses a result line: its command word and key=value pairs.
 func resultFields(t testing.TB, line string) (string, map[string]float64) {
 	t.Helper()
-	words := strings.Fields(line)
-	if len(words) < 2 || strings.Count(line, "\n") != 1 {
-		t.Fatalf("want one result line, got %q", line)
+	cmd, kv, err := benchcli.ParseResult(line)
+	if err != nil {
+		t.Fatal(err)
 	}
-	kv := map[string]float64{}
-	for _, w := range words[1:] {
-		k, v, ok := strings.Cut(w, "=")
-		if !ok {
-			t.Fatalf("%q in %q is not key=value", w, line)
-		}
-		f, err := strconv.ParseFloat(v, 64)
-		if err != nil {
-			t.Fatalf("%s in %q: %v", k, line, err)
-		}
-		kv[k] = f
-	}
-	return words[0], kv
+	return cmd, kv
 }
 
 func TestIntegrationCommands(t *testing.T) {

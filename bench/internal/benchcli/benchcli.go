@@ -10,6 +10,7 @@ import (
 	"io"
 	"os"
 	"sort"
+	"strconv"
 	"strings"
 )
 
@@ -88,4 +89,27 @@ func Parse(prog string, fs *flag.FlagSet, args []string) error {
 func UsageErrorf(prog string, fs *flag.FlagSet, format string, args ...any) error {
 	fmt.Fprintf(fs.Output(), "%s %s: %s\n", prog, fs.Name(), fmt.Sprintf(format, args...))
 	return ErrUsage
+}
+
+// ParseResult reads a load generator's result line, the one line a
+// command prints on success: its command word, then key=value pairs with
+// numeric values.
+func ParseResult(line string) (string, map[string]float64, error) {
+	words := strings.Fields(line)
+	if len(words) < 2 || strings.Count(line, "\n") != 1 {
+		return "", nil, fmt.Errorf("want one result line, got %q", line)
+	}
+	kv := map[string]float64{}
+	for _, w := range words[1:] {
+		k, v, ok := strings.Cut(w, "=")
+		if !ok {
+			return "", nil, fmt.Errorf("%q in %q is not key=value", w, line)
+		}
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil {
+			return "", nil, fmt.Errorf("%s in %q: %w", k, line, err)
+		}
+		kv[k] = f
+	}
+	return words[0], kv, nil
 }

@@ -22,11 +22,11 @@ const pollEvery = 10 * time.Millisecond
 // listens on -listen) while it publishes -msgs acknowledged messages to
 // the leaf; then it opens the proxy and times how long the hub stream
 // takes to hold them all. With -warm (the default) the proxy is open at
-// first, until one message has reached the hub stream, and is then cut. For a stock nats-server leaf it first creates
-// the leaf's stream (-leaf-stream) and the hub stream sourcing it through
-// the leaf's JetStream domain (-hub-source NAME@DOMAIN); for canopy-leaf
-// the leaf's stream is in its leaf.yaml and the hub stream stores
-// -hub-subjects.
+// first, until one message has reached the hub stream, and is then cut.
+// For a stock nats-server leaf it first creates the leaf's stream
+// (-leaf-stream) and the hub stream sourcing it through the leaf's
+// JetStream domain (-hub-source NAME@DOMAIN); for canopy-leaf the leaf's
+// stream is in its leaf.yaml and the hub stream stores -hub-subjects.
 func runDrain(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := newFlagSet("drain", stderr)
 	leafURL := fs.String("leaf-url", "", "the leaf's client URL (required)")

@@ -112,17 +112,6 @@ declare -A label=(
 	[natsleaf]="nats-server $nats_version leaf"
 )
 
-# start PIDVAR LOG COMMAND…: starts COMMAND in the background with its
-# output in LOG, records its pid in pids and in the variable PIDVAR.
-start() {
-	local -n pidvar=$1
-	local out=$2
-	shift 2
-	"$@" >"$out" 2>&1 &
-	pidvar=$!
-	pids+=("$pidvar")
-}
-
 # leaf_conf FILE CLIENT_PORT DATADIR UPLINK_PORT [WINDOW]: a canopy-leaf
 # with one stream, sensors on sensors.>, sent to the hub's TELEMETRY
 # stream in the JetStream domain "hub"; its uplink retries every 100 ms,

@@ -19,6 +19,17 @@ make_work() {
 	trap 'exit 130' INT TERM
 }
 
+# start PIDVAR LOG COMMAND…: starts COMMAND in the background with its
+# output in LOG, records its pid in pids and in the variable PIDVAR.
+start() {
+	local -n pidvar=$1
+	local out=$2
+	shift 2
+	"$@" >"$out" 2>&1 &
+	pidvar=$!
+	pids+=("$pidvar")
+}
+
 cleanup_work() {
 	local pid
 	for pid in "${pids[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done

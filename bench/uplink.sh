@@ -114,17 +114,6 @@ for s in $wanted; do
 done
 [ ${#servers[@]} -gt 0 ] || die "no leaf to measure"
 
-# start PIDVAR LOG COMMAND…: starts COMMAND in the background with its
-# output in LOG, records its pid in pids and in the variable PIDVAR.
-start() {
-	local -n pidvar=$1
-	local out=$2
-	shift 2
-	"$@" >"$out" 2>&1 &
-	pidvar=$!
-	pids+=("$pidvar")
-}
-
 # start_leaf SERVER CLIENT_PORT HUB_PORT DATADIR RECONNECT: RECONNECT is
 # "default" or the interval both kinds of leaf get (restore-equal).
 start_leaf() {
